@@ -1,0 +1,26 @@
+"""Bicubic interpolation as a model, the reference every SR table starts from."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from frb.imaging import imresize_torch
+
+
+class Bicubic(nn.Module):
+    """MATLAB-style bicubic upscaling by an integer factor; no parameters."""
+
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return imresize_torch(x, float(self.scale))
+
+    def binary_layer_names(self) -> list[str]:
+        return []
+
+    def activations_before_binary(self) -> list[str]:
+        return []
+
+    def feature_blocks(self) -> list[nn.Module]:
+        return []
