@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from frb import info
+from frb import bench, evaluate, info
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frb", description="Binarized image super-resolution (FRB and compared methods)")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (info,):
+    for module in (info, evaluate, bench):
         module.add_parser(subparsers)
     return parser
 

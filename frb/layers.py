@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from frb.binarize import BinarizationMethod, get_method
+from frb.binarize import BinarizationMethod, ShortcutOutput, get_method
 
 
 class _BinaryMixin:
@@ -37,6 +37,11 @@ class _BinaryMixin:
 
     def binary_weight(self) -> Tensor:
         return self.weight_quantizer(self.weight)
+
+    @property
+    def adds_input(self) -> bool:
+        """Whether the output transform already adds the layer input (a real-valued shortcut)."""
+        return isinstance(self.output, ShortcutOutput)
 
     @property
     def num_weight_bases(self) -> int:

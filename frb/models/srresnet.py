@@ -18,7 +18,13 @@ from torch import Tensor, nn
 
 
 class ResidualBlockNoBN(nn.Module):
-    """x + conv2(act(conv1(x))), act = ReLU."""
+    """x + conv2(act(conv1(x))), act = ReLU.
+
+    When conv2 is a binary layer whose output already adds its input (a per-conv shortcut),
+    the block's own identity is left out, as in BBCU: with h = x + y1 the block returns
+    h + y2 = x + y1 + y2. Adding x again would double the identity path in every block
+    (2^16 over the body).
+    """
 
     def __init__(self, num_feat: int = 64) -> None:
         super().__init__()
@@ -27,7 +33,8 @@ class ResidualBlockNoBN(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(self.act(self.conv1(x)))
+        out = self.conv2(self.act(self.conv1(x)))
+        return out if getattr(self.conv2, "adds_input", False) else x + out
 
 
 class SRResNet(nn.Module):

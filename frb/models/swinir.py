@@ -213,7 +213,9 @@ class RSTB(nn.Module):
 
     def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
         y = self.patch_unembed(self.residual_group(x, x_size), x_size)
-        return self.patch_embed(self.conv(y)) + x
+        out = self.patch_embed(self.conv(y))
+        # A binary conv with its own shortcut already carries y, which contains x.
+        return out if getattr(self.conv, "adds_input", False) else out + x
 
 
 def _pad_side(x: Tensor, pad: int, dim: int) -> Tensor:

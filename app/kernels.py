@@ -1,0 +1,184 @@
+"""Kernel grids of one binary layer: full precision vs vanilla binarization vs FRB's two bases.
+
+For the first output channels of a layer, each channel's kernel (in_channels x k x k) is laid out
+as one image: the input channels as a near-square grid of k x k tiles (64 channels of a 3x3 conv:
+8x8 tiles, a 24x24 image; a linear layer's weights are 1x1 tiles). Three rows share one colour scale:
+
+* full precision: the latent weights W of the layer (the teacher's weights, before binarization);
+* vanilla: mean|W_c| * sign(W), per output channel c (first-order, DoReFa-style, ``ChannelMeanSign``);
+* FRB: alpha1 sign(W) + alpha2 sign(W - alpha1 sign(W)) (``SecondOrderResidualSign``, two bases).
+
+The table gives, per channel, the relative error sum|W - W_b| / sum|W| of both and FRB's
+improvement 100 * (1 - err_FRB / err_vanilla). No Gradio here; the command line can reuse it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from app.weights import load_model
+from frb.binarize import ChannelMeanSign, SecondOrderResidualSign
+from frb.layers import binary_layers
+from frb.models import MODELS, create_model, get_spec
+
+DEFAULT_LAYER = "body.0.conv1"
+NUM_CHANNELS = 12
+ROW_LABELS = ("full precision W", "vanilla: mean|W_c| sign(W)", "FRB: two bases")
+TABLE_HEADERS = ["output channel", "vanilla error", "FRB error", "FRB improvement (%)"]
+
+CELL = 4  # screen pixels per weight
+GAP = 8
+LABEL_W = 210
+HEADER_H = 22
+BAR_H = 46
+NEGATIVE = np.array([40, 80, 200], dtype=np.float64)
+POSITIVE = np.array([200, 30, 40], dtype=np.float64)
+EMPTY = (225, 225, 225)
+
+
+def binarized_model_names() -> list[str]:
+    """Public names of the models that have binary layers."""
+    return [name for name, spec in MODELS.items() if spec.binary]
+
+
+def layer_names(model_name: str, scale: int = 4) -> list[str]:
+    """The binary layers of a model, in network order (built on the meta device, nothing computed)."""
+    get_spec(model_name)
+    with torch.device("meta"):
+        return list(binary_layers(create_model(model_name, scale)))
+
+
+def default_layer(model_name: str, scale: int = 4) -> str:
+    """``body.0.conv1`` (first conv of the first residual block) where it exists, else the first binary layer."""
+    names = layer_names(model_name, scale)
+    if not names:
+        raise ValueError(f"{model_name} has no binary layers; choose one of {binarized_model_names()}")
+    return DEFAULT_LAYER if DEFAULT_LAYER in names else names[0]
+
+
+def _combine(bases: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """sum_i scale_i[c] * sign_i for per-output-channel scales."""
+    return sum(scale.view(-1, *([1] * (b.dim() - 1))) * b for b, scale in bases)
+
+
+def binarize_weights(w: Tensor) -> tuple[Tensor, Tensor]:
+    """(vanilla, FRB) binarized versions of ``w`` (out_channels first)."""
+    return _combine(ChannelMeanSign().bases(w)), _combine(SecondOrderResidualSign().bases(w))
+
+
+def relative_errors(w: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """Per output channel: sum|W_c - Wb_c| / sum|W_c|."""
+    w2, wb2 = w.reshape(len(w), -1), wb.reshape(len(wb), -1)
+    return np.abs(w2 - wb2).sum(axis=1) / np.abs(w2).sum(axis=1)
+
+
+def error_rows(w: np.ndarray, vanilla: np.ndarray, frb: np.ndarray) -> list[list]:
+    """TABLE_HEADERS rows, one per output channel, then one for the whole layer."""
+    ev, ef = relative_errors(w, vanilla), relative_errors(w, frb)
+    rows = [[c, round(float(v), 4), round(float(f), 4), round(float(100.0 * (1.0 - f / v)), 1)] for c, (v, f) in enumerate(zip(ev, ef))]
+    total_v = np.abs(w - vanilla).sum() / np.abs(w).sum()
+    total_f = np.abs(w - frb).sum() / np.abs(w).sum()
+    rows.append([f"layer (all {len(w)})", round(float(total_v), 4), round(float(total_f), 4),
+                 round(float(100.0 * (1.0 - total_f / total_v)), 1)])
+    return rows
+
+
+def kernel_image(kernel: np.ndarray) -> np.ndarray:
+    """(in_channels, k, k) -> 2-D grid of k x k tiles, columns = ceil(sqrt(in_channels)); NaN where empty."""
+    n, kh, kw = kernel.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * kh, cols * kw), np.nan)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[r * kh : (r + 1) * kh, c * kw : (c + 1) * kw] = kernel[i]
+    return grid
+
+
+def colorize(values: np.ndarray, vmax: float) -> np.ndarray:
+    """Diverging map: -vmax blue, 0 white, +vmax red; NaN light grey. Returns uint8 RGB."""
+    t = np.clip(np.nan_to_num(values) / vmax, -1.0, 1.0)[..., None]
+    white = np.full(3, 255.0)
+    rgb = np.where(t < 0, white + (-t) * (NEGATIVE - white), white + t * (POSITIVE - white))
+    rgb[np.isnan(values)] = EMPTY
+    return np.floor(rgb + 0.5).astype(np.uint8)
+
+
+def _font(size: int = 13) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, TypeError):
+        return ImageFont.load_default()
+
+
+def render_figure(grids: list[list[np.ndarray]], labels: tuple[str, ...], vmax: float, channels: list[int]) -> np.ndarray:
+    """Rows of kernel grids (same shapes) as one uint8 RGB figure with labels and a colour bar."""
+    gh, gw = grids[0][0].shape
+    tile_h, tile_w = gh * CELL, gw * CELL
+    width = LABEL_W + len(grids[0]) * (tile_w + GAP) + GAP
+    height = HEADER_H + len(grids) * (tile_h + GAP) + BAR_H
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    for j, c in enumerate(channels):
+        draw.text((LABEL_W + j * (tile_w + GAP), 4), f"ch {c}", fill="black", font=font)
+    for i, (label, row) in enumerate(zip(labels, grids)):
+        top = HEADER_H + i * (tile_h + GAP)
+        draw.text((6, top + tile_h // 2 - 7), label, fill="black", font=font)
+        for j, grid in enumerate(row):
+            tile = colorize(grid, vmax).repeat(CELL, axis=0).repeat(CELL, axis=1)
+            canvas.paste(Image.fromarray(tile), (LABEL_W + j * (tile_w + GAP), top))
+    bar_top = height - BAR_H + 8
+    bar_w = min(360, width - LABEL_W - GAP)
+    ramp = colorize(np.tile(np.linspace(-vmax, vmax, bar_w), (12, 1)), vmax)
+    canvas.paste(Image.fromarray(ramp), (LABEL_W, bar_top))
+    draw.text((6, bar_top - 1), "shared colour scale", fill="black", font=font)
+    for frac, text in ((0.0, f"{-vmax:.3g}"), (0.5, "0"), (1.0, f"{vmax:.3g}")):
+        x = LABEL_W + int(frac * (bar_w - 1))
+        draw.line([(x, bar_top + 12), (x, bar_top + 16)], fill="black")
+        draw.text((max(LABEL_W, x - 14), bar_top + 18), text, fill="black", font=font)
+    return np.asarray(canvas)
+
+
+@dataclass
+class KernelView:
+    """The figure (uint8 RGB), the error table (TABLE_HEADERS rows) and a notice for one layer."""
+
+    model: str
+    layer: str
+    weight_shape: tuple[int, ...]
+    figure: np.ndarray
+    rows: list[list]
+    notice: str
+
+
+def layer_weight(model_name: str, layer: str | None, scale: int = 4) -> tuple[str, Tensor, str]:
+    """(layer name, its latent float weights as (out, in, k, k), weights notice)."""
+    spec = get_spec(model_name)
+    if not spec.binary:
+        raise ValueError(f"{model_name} is full precision; choose a binarized model: {binarized_model_names()}")
+    model, notice = load_model(model_name, scale)
+    layers = binary_layers(model)
+    layer = layer or default_layer(model_name, scale)
+    if layer not in layers:
+        raise ValueError(f"{model_name} has no binary layer {layer!r}; e.g. {list(layers)[:4]}")
+    w = layers[layer].weight.detach().float()
+    return layer, (w[:, :, None, None] if w.dim() == 2 else w), notice
+
+
+def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, channels: int = NUM_CHANNELS) -> KernelView:
+    """Kernel grids and relative errors of ``layer`` (default: ``default_layer``) of a binarized model."""
+    layer, w, notice = layer_weight(model_name, layer, scale)
+    vanilla, frb = (t.numpy().astype(np.float64) for t in binarize_weights(w))
+    w_np = w.numpy().astype(np.float64)
+    shown = list(range(min(channels, len(w_np))))
+    rows_of_kernels = [w_np[shown], vanilla[shown], frb[shown]]
+    vmax = float(max(np.abs(k).max() for k in rows_of_kernels)) or 1.0
+    grids = [[kernel_image(k) for k in kernels] for kernels in rows_of_kernels]
+    figure = render_figure(grids, ROW_LABELS, vmax, shown)
+    return KernelView(model_name, layer, tuple(w.shape), figure, error_rows(w_np, vanilla, frb), notice)

@@ -1,0 +1,288 @@
+"""The Gradio layout and event wiring: Compare, Kernels and Models tabs.
+
+Handlers convert between components and the plain functions of ``app.compare``, ``app.kernels``
+and ``app.catalog``; user errors become ``gr.Error`` (which API clients receive as exceptions) and
+every notice is also written to a visible status box, since ``gr.Warning`` does not reach clients.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from app import compare as cmp
+from app.backend import BACKENDS
+from app.catalog import MODEL_HEADERS, model_rows
+from app.examples import EXAMPLES, example_path
+from app.kernels import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
+from app.outputs import save_pngs
+from frb.imaging import ImageError, load_image
+from frb.models import MODELS, SCALES
+
+CONCURRENCY_LIMIT = 2  # one request per vCPU on a basic Space
+QUEUE_SIZE = 16
+DEFAULT_METHODS = ("bicubic", "srresnet", "frbc")
+
+INTRO = """# frb-sr: binarized image super-resolution
+FRB (Flexible Residual Binarization, ICML 2024) against full-precision SRResNet / SwinIR-S and the
+binarized baselines (BNN, DoReFa, Bi-Real, IR-Net, BAM, BTM, ReActNet). Binarized models run on a
+bitwise XNOR-popcount CPU engine by default. Outputs are lossless PNG."""
+
+KERNELS_INTRO = """For one binary layer, each output channel's kernel (64 input channels x 3x3, laid out as an
+8x8 grid of 3x3 tiles: a 24x24 image) in three rows on one colour scale: the **full-precision latent
+weights W** (what the full-precision teacher hands over), the **vanilla binarization**
+mean|W_c|·sign(W) per output channel (the first-order, DoReFa-style baseline) and **FRB**'s two binary
+bases α1·sign(W) + α2·sign(W − α1·sign(W)). The table gives Σ|W − W_b| / Σ|W| per channel and FRB's
+improvement (the paper reports 22–44 % on SRResNet)."""
+
+from gradio.events import Dependency
+
+class ImageUpload(gr.Image):
+    """``gr.Image`` that passes the uploaded file's path on undecoded, so that
+    ``frb.imaging.load_image`` handles every format and reports bad files in its own words."""
+
+    is_template = True  # rendered by the frontend as a plain Image
+
+    def preprocess(self, payload):  # type: ignore[override]
+        if payload is not None and payload.path is not None and not (payload.url or "").startswith("data:"):
+            return payload.path
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _choices(group: str) -> list[tuple[str, str]]:
+    return [(spec.title, name) for name, spec in MODELS.items() if spec.group == group]
+
+
+def _status(notices: list[str]) -> str:
+    return "\n".join(f"• {n}" for n in notices) if notices else "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare handlers
+# ---------------------------------------------------------------------------------------------
+
+
+def _view(comparison: cmp.Comparison, x: float, y: float, size: float):
+    """Region picker (first output with the region outlined) and the synchronized crops."""
+    h, w = cmp.output_shape(comparison)
+    region = cmp.snap_region(x, y, size, h, w, comparison.scale)
+    picker = cmp.outline(comparison.results[0].image, region)
+    return region, picker, cmp.crops(comparison, region)
+
+
+def run_compare(
+    image: str | None,
+    mode: str,
+    scale: int,
+    baseline: list[str],
+    full_precision: list[str],
+    binarized: list[str],
+    backend: str,
+    fit: bool,
+    x: float,
+    y: float,
+    size: float,
+    progress: gr.Progress = gr.Progress(),
+):
+    """The /compare endpoint: run the chosen methods and fill every output of the Compare tab."""
+    if image is None:
+        raise gr.Error("upload an image, paste one or pick an example first")
+    methods = list(baseline or []) + list(full_precision or []) + list(binarized or [])
+    try:
+        comparison = cmp.compare(
+            load_image(image), methods, mode, int(scale), backend, fit=bool(fit),
+            progress=lambda f, d: progress(f, desc=d),
+        )
+    except (ImageError, ValueError) as exc:
+        raise gr.Error(str(exc)) from exc
+    h, w = cmp.output_shape(comparison)
+    if x < 0 or y < 0:  # first run: centre the region
+        region = cmp.default_region(comparison, int(size))
+        x, y = region.x, region.y
+    region, picker, crops = _view(comparison, x, y, size)
+    images = cmp.named_images(comparison)
+    stems = {label: f"{i:02d}_{label.split(' (')[0].replace(' ', '_').lower()}_x{comparison.scale}"
+             for i, label in enumerate(images)}
+    paths = save_pngs({stems[label]: img for label, img in images.items()} | {"lr_input": comparison.lr})
+    gallery = [(str(paths[stems[r.title]]), cmp.caption(r)) for r in comparison.results]
+    labels = list(images)
+    left, right = labels[0], labels[-1]
+    return (
+        gallery,
+        cmp.metrics_table(comparison),
+        gr.Slider(value=region.x, maximum=w - 1),
+        gr.Slider(value=region.y, maximum=h - 1),
+        gr.Slider(value=region.size, maximum=min(h, w)),
+        picker,
+        crops,
+        gr.Dropdown(choices=labels, value=left),
+        gr.Dropdown(choices=labels, value=right),
+        (str(paths[stems[left]]), str(paths[stems[right]])),
+        [str(p) for p in paths.values()],
+        _status(comparison.notices),
+        comparison,
+    )
+
+
+def move_region(comparison: cmp.Comparison | None, x: float, y: float, size: float):
+    """Sliders moved: new picker and crops."""
+    if comparison is None:
+        return gr.skip(), gr.skip()
+    _, picker, crops = _view(comparison, x, y, size)
+    return picker, crops
+
+
+def click_region(comparison: cmp.Comparison | None, size: float, evt: gr.SelectData):
+    """Click on the picker: centre the region there."""
+    if comparison is None:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    cx, cy = evt.index
+    region, picker, crops = _view(comparison, cx - size / 2, cy - size / 2, size)
+    return region.x, region.y, picker, crops
+
+
+def pick_pair(comparison: cmp.Comparison | None, left: str, right: str):
+    """Dropdowns changed: the two images of the before/after slider."""
+    if comparison is None:
+        return gr.skip()
+    images = cmp.named_images(comparison)
+    if left not in images or right not in images:
+        return gr.skip()
+    return images[left], images[right]
+
+
+def load_example(name: str | None):
+    return str(example_path(name)) if name else gr.skip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels and Models handlers
+# ---------------------------------------------------------------------------------------------
+
+
+def show_kernels(model: str, layer: str | None, scale: int = 4):
+    """The /kernels endpoint: figure, error table and notice for one binary layer."""
+    try:
+        view = kernel_view(model, layer or None, int(scale))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+    shape = "x".join(map(str, view.weight_shape))
+    notice = f"{view.model} · {view.layer} · weight {shape}"
+    return view.figure, view.rows, notice + (f"\n• {view.notice}" if view.notice else "")
+
+
+def layers_for(model: str, scale: int = 4):
+    return gr.Dropdown(choices=layer_names(model, int(scale)), value=default_layer(model, int(scale)))
+
+
+def show_models(scale: int):
+    return model_rows(int(scale))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------
+
+
+def _compare_tab() -> None:
+    state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            image = ImageUpload(
+                label="Input image (upload or paste)", type="filepath", sources=["upload", "clipboard"],
+                image_mode=None, format="png", height=280,
+            )
+            example = gr.Dropdown(choices=list(EXAMPLES), value=None, label="…or a bundled example (scikit-image)")
+            mode = gr.Radio(list(cmp.MODES), value=cmp.MODE_HR, label="Mode")
+            scale = gr.Radio(list(SCALES), value=4, label="Scale")
+            baseline = gr.CheckboxGroup(_choices("baseline"), value=["bicubic"], label="Baseline")
+            full_precision = gr.CheckboxGroup(
+                _choices("full precision"), value=[m for m in DEFAULT_METHODS if MODELS[m].group == "full precision"],
+                label="Full precision",
+            )
+            binarized = gr.CheckboxGroup(
+                _choices("binarized"), value=[m for m in DEFAULT_METHODS if MODELS[m].group == "binarized"],
+                label="Binarized",
+            )
+            backend = gr.Radio(list(BACKENDS), value="bitwise", label="Backend for binarized models")
+            fit = gr.Checkbox(value=True, label=f"Downscale inputs above {cmp.MAX_LR_PIXELS:,} LR pixels (else reject)")
+            run = gr.Button("Run", variant="primary")
+            status = gr.Textbox(label="Status and notices", lines=5, interactive=False, elem_id="status")
+        with gr.Column(scale=2):
+            gallery = gr.Gallery(label="Results", format="png", columns=3, height="auto", elem_id="results")
+            table = gr.Dataframe(headers=cmp.METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics")
+            with gr.Row():
+                x = gr.Slider(-1, 2048, value=-1, step=1, label="crop x (-1: centred)", elem_id="crop-x")
+                y = gr.Slider(-1, 2048, value=-1, step=1, label="crop y (-1: centred)", elem_id="crop-y")
+                size = gr.Slider(4, 256, value=48, step=1, label="crop size (output pixels)", elem_id="crop-size")
+            with gr.Row():
+                picker = gr.Image(label="Region (click to move)", format="png", interactive=False, height=300)
+                crops = gr.Gallery(label="Same region, nearest-neighbour zoom", format="png", columns=3,
+                                   height="auto", elem_id="crops")
+            with gr.Row():
+                left = gr.Dropdown(label="Slider: left", choices=[])
+                right = gr.Dropdown(label="Slider: right", choices=[])
+            slider = gr.ImageSlider(label="Before / after", format="png", type="numpy")
+            files = gr.File(label="Download PNGs", file_count="multiple")
+
+    example.change(load_example, example, image, api_visibility="private")
+    run.click(
+        run_compare,
+        [image, mode, scale, baseline, full_precision, binarized, backend, fit, x, y, size],
+        [gallery, table, x, y, size, picker, crops, left, right, slider, files, status, state],
+        api_name="compare",
+    )
+    for slider_input in (x, y, size):
+        slider_input.release(move_region, [state, x, y, size], [picker, crops], api_visibility="private")
+    picker.select(click_region, [state, size], [x, y, picker, crops], api_visibility="private")
+    for side in (left, right):
+        side.input(pick_pair, [state, left, right], slider, api_visibility="private")
+
+
+def _kernels_tab(demo: gr.Blocks) -> None:
+    gr.Markdown(KERNELS_INTRO)
+    names = binarized_model_names()
+    with gr.Row():
+        model = gr.Dropdown(choices=names, value="frbc", label="Binarized model")
+        scale = gr.Radio(list(SCALES), value=4, label="Scale")
+        layer = gr.Dropdown(choices=layer_names("frbc"), value=default_layer("frbc"), label="Binary layer")
+        show = gr.Button("Show")
+    figure = gr.Image(label="Kernels: full precision / vanilla / FRB", format="png", interactive=False,
+                      elem_id="kernel-figure")
+    notice = gr.Textbox(label="Layer and notices", interactive=False, lines=2)
+    table = gr.Dataframe(headers=TABLE_HEADERS, label="Relative weight error Σ|W − W_b| / Σ|W|", interactive=False)
+    show.click(show_kernels, [model, layer, scale], [figure, table, notice], api_name="kernels")
+    model.input(layers_for, [model, scale], layer, api_visibility="private").then(
+        show_kernels, [model, layer, scale], [figure, table, notice], api_visibility="private"
+    )
+    layer.input(show_kernels, [model, layer, scale], [figure, table, notice], api_visibility="private")
+    demo.load(show_kernels, [model, layer, scale], [figure, table, notice], api_visibility="private")
+
+
+def _models_tab(demo: gr.Blocks) -> None:
+    gr.Markdown(
+        "Parameters and operations in BBCU's convention (binary weights /32, binary MACs /64, 320x180 LR input). "
+        "Weights: *bundled* in assets/weights, *Hub* from the local Hugging Face cache, *none* (random init)."
+    )
+    scale = gr.Radio(list(SCALES), value=4, label="Scale")
+    table = gr.Dataframe(headers=MODEL_HEADERS, label="Models", interactive=False, elem_id="models")
+    scale.change(show_models, scale, table, api_name="models")
+    demo.load(show_models, scale, table, api_visibility="private")
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app, queued with limits that keep a 2-vCPU Space responsive (not launched)."""
+    with gr.Blocks(title="frb-sr: binarized super-resolution") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Compare"):
+            _compare_tab()
+        with gr.Tab("Kernels"):
+            _kernels_tab(demo)
+        with gr.Tab("Models"):
+            _models_tab(demo)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    return demo

@@ -1,0 +1,342 @@
+"""``python -m frb eval``: Y-PSNR / SSIM of a model on folders of HR images.
+
+Protocol (that of the SR literature): each HR image is cropped to a multiple of the scale
+(``modcrop``), its LR twin is MATLAB-bicubic downscaled and rounded to uint8 (``make_lr``), the
+model's output is rounded to uint8, and PSNR / SSIM are computed on the BT.601 luma with a border
+of ``scale`` pixels removed (``frb.metrics``). Per-set numbers are plain averages over images.
+
+Weights are found by *resolvers*, functions ``(model name, scale) -> path or None`` tried in
+order (``find_weights``); ``weights_in(folder)`` is the one for folders of trained weights, and a
+resolver for bundled or Hub weights can be added to the list without touching the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import nn
+from tqdm import tqdm
+
+from frb.imaging import ImageError, load_image, make_lr, to_tensor, to_uint8
+from frb.metrics import psnr_y, ssim_y
+from frb.models import MODELS, SCALES, create_model, get_spec
+from frb.tiling import tiled_forward
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+BENCHMARK_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark"
+BENCHMARK_SETS = ("Set5", "Set14", "B100")
+PUBLISHED_CSV = Path(__file__).resolve().parent / "data" / "published_results.csv"
+PUBLISHED_SETS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+
+WeightsResolver = Callable[[str, int], "Path | None"]
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+
+def image_files(folders: Iterable[str | Path]) -> list[Path]:
+    """Every png / jpg / jpeg / bmp file under the folders (recursive, case-insensitive), sorted."""
+    files: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {folder}")
+        files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return files
+
+
+def set_name(folder: str | Path) -> str:
+    """Benchmark name of a folder: ``.../Set5/HR`` -> ``Set5``, ``.../photos`` -> ``photos``."""
+    folder = Path(folder).resolve()
+    return folder.parent.name if folder.name.upper() == "HR" else folder.name
+
+
+def default_data_dirs() -> list[Path]:
+    """The Set5 / Set14 / B100 HR folders under ``../shared/data/benchmark`` that exist."""
+    return [BENCHMARK_ROOT / s / "HR" for s in BENCHMARK_SETS if (BENCHMARK_ROOT / s / "HR").is_dir()]
+
+
+@dataclass
+class Pair:
+    """An evaluation image: ``hr`` cropped to a multiple of the scale, ``lr`` = imresize(hr, 1/scale)."""
+
+    name: str
+    hr: np.ndarray
+    lr: np.ndarray
+
+
+def load_pairs(folder: str | Path, scale: int) -> list[Pair]:
+    """HR/LR pairs of every image of a folder; unreadable files raise ``ImageError`` naming the file."""
+    pairs = []
+    for path in image_files([folder]):
+        try:
+            hr, lr = make_lr(load_image(path), scale)
+        except ImageError as exc:
+            raise ImageError(f"{path}: {exc}") from exc
+        pairs.append(Pair(path.name, hr, lr))
+    if not pairs:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Models and weights
+# --------------------------------------------------------------------------------------------
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a safetensors state dict into ``model``; every key must match (strict)."""
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        hint = f" (they are of a shortened model, num_block={meta['num_block']})" if meta.get("num_block", "0") != "0" else ""
+        raise ValueError(f"weights {path} do not fit {type(model).__name__}{hint}: {exc}") from exc
+
+
+def weights_file_name(name: str, scale: int) -> str:
+    """``<name>_x<scale>.safetensors``, the name training exports."""
+    return f"{name}_x{scale}.safetensors"
+
+
+def weights_in(folder: str | Path) -> WeightsResolver:
+    """A resolver looking for ``folder/<stem>.safetensors`` or ``folder/<stem>/<stem>.safetensors``.
+
+    ``<stem>`` is ``<name>_x<scale>``; the second form is training's default output layout
+    (``runs/frbc_x4/frbc_x4.safetensors``). Ablation runs (``runs/frbc_x4_nodbt/...``) do not match.
+    """
+    root = Path(folder)
+
+    def resolve(name: str, scale: int) -> Path | None:
+        file = weights_file_name(name, scale)
+        for candidate in (root / file, root / Path(file).stem / file):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    return resolve
+
+
+def find_weights(name: str, scale: int, resolvers: Sequence[WeightsResolver]) -> Path | None:
+    """The first path a resolver returns for (name, scale), or None."""
+    for resolve in resolvers:
+        path = resolve(name, scale)
+        if path is not None:
+            return Path(path)
+    return None
+
+
+def build_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
+    """``create_model(name, scale)`` with its weights loaded; bicubic needs none."""
+    model = create_model(name, scale)
+    if get_spec(name).arch != "bicubic":
+        if weights is None:
+            raise ValueError(f"model {name!r} x{scale} needs weights (--weights FILE)")
+        load_weights(model, weights)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device, tile: int = 0) -> np.ndarray:
+    """SR of one uint8 ``HxWx3`` image in float32, rounded back to uint8.
+
+    ``tile > 0`` runs the model on ``tile x tile`` LR tiles with 16 pixels of context (bounded memory).
+    """
+    x = to_tensor(lr).to(device)
+    scale = model.scale
+    return to_uint8(tiled_forward(model, x, scale, tile, tile_pad=16 if tile > 0 else 0))
+
+
+def evaluate_pairs(
+    model: nn.Module,
+    pairs: Sequence[Pair],
+    scale: int,
+    device: torch.device,
+    ssim: bool = True,
+    tile: int = 0,
+    desc: str | None = None,
+) -> dict[str, float]:
+    """Average Y-PSNR (and Y-SSIM) over the pairs, border crop = scale: ``{"psnr", "ssim", "images"}``."""
+    psnrs, ssims = [], []
+    for pair in tqdm(pairs, desc=desc, leave=False, disable=desc is None):
+        sr = super_resolve(model, pair.lr, device, tile)
+        psnrs.append(psnr_y(sr, pair.hr, scale))
+        if ssim:
+            ssims.append(ssim_y(sr, pair.hr, scale))
+    result = {"psnr": float(np.mean(psnrs)), "images": len(pairs)}
+    if ssim:
+        result["ssim"] = float(np.mean(ssims))
+    return result
+
+
+def evaluate_model(
+    model: nn.Module, folders: Sequence[str | Path], scale: int, device: torch.device, tile: int = 0
+) -> dict[str, dict[str, float]]:
+    """``{set name: {"psnr", "ssim", "images"}}`` over benchmark folders, with a progress bar per set."""
+    model = model.to(device)
+    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+    return {
+        set_name(f): evaluate_pairs(model, load_pairs(f, scale), scale, device, tile=tile, desc=f"{name} {set_name(f)}")
+        for f in folders
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Published numbers and the comparison table
+# --------------------------------------------------------------------------------------------
+
+
+def published_results() -> list[dict[str, str]]:
+    """Rows of ``frb/data/published_results.csv`` (see ``frb/data/README.md`` for the sources)."""
+    with open(PUBLISHED_CSV, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def published_row(name: str, scale: int, rows: Sequence[dict[str, str]]) -> dict[str, str] | None:
+    """The published row of a model name: backbone + method; bicubic prefers "RCAN Table 3".
+
+    Our bicubic reproduces the RCAN figures (28.42 dB Set5 x4), not BBCU's (28.63 dB).
+    """
+    spec = get_spec(name)
+    key = ("bicubic", "none") if spec.arch == "bicubic" else (name, "fp") if not spec.binary else (spec.arch, spec.method)
+    matches = [r for r in rows if (r["model"], r["method"]) == key and int(r["scale"]) == scale]
+    matches.sort(key=lambda r: r["source"] != "RCAN Table 3")
+    return matches[0] if matches else None
+
+
+def _cell(psnr: str | float | None, ssim: str | float | None) -> str:
+    if psnr in (None, "") or (isinstance(psnr, float) and math.isnan(psnr)):
+        return ""
+    return f"{float(psnr):.2f} / {float(ssim):.4f}" if ssim not in (None, "") else f"{float(psnr):.2f}"
+
+
+def comparison_rows(
+    results: dict[str, dict[str, dict[str, float]]], scale: int, weights: dict[str, str | None]
+) -> list[dict[str, object]]:
+    """One long-format row per (model, set): ours beside the published number, when there is one."""
+    published = published_results()
+    rows = []
+    for name, per_set in results.items():
+        ref = published_row(name, scale, published)
+        for set_, r in per_set.items():
+            has_ref = ref is not None and set_ in PUBLISHED_SETS and ref[f"{set_}_psnr"] != ""
+            rows.append(
+                {
+                    "model": name,
+                    "scale": scale,
+                    "set": set_,
+                    "images": r["images"],
+                    "psnr": round(r["psnr"], 4),
+                    "ssim": round(r["ssim"], 5),
+                    "published_psnr": ref[f"{set_}_psnr"] if has_ref else "",
+                    "published_ssim": ref[f"{set_}_ssim"] if has_ref else "",
+                    "published_source": ref["source"] if has_ref else "",
+                    "weights": weights.get(name) or "",
+                }
+            )
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, object]], scale: int) -> str:
+    """Model x set table, each cell ``ours PSNR / SSIM`` then the published one, plus BBCU-L's bar."""
+    sets = list(dict.fromkeys(str(r["set"]) for r in rows))
+    models = list(dict.fromkeys(str(r["model"]) for r in rows))
+    head = ["Model"] + [f"{s} ours" for s in sets] + [f"{s} published" for s in sets]
+    lines = [
+        f"Y-PSNR (dB) / SSIM, x{scale}, border crop = {scale}; published numbers: models trained on DIV2K.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    by_key = {(r["model"], r["set"]): r for r in rows}
+    for m in models:
+        ours = [_cell(by_key[(m, s)]["psnr"], by_key[(m, s)]["ssim"]) if (m, s) in by_key else "" for s in sets]
+        pub = [_cell(by_key[(m, s)]["published_psnr"], by_key[(m, s)]["published_ssim"]) if (m, s) in by_key else "" for s in sets]
+        lines.append("| " + " | ".join([m] + ours + pub) + " |")
+    bar = [r for r in published_results() if r["method"] == "bbcu_l" and int(r["scale"]) == scale]
+    if bar:
+        pub = [_cell(bar[0].get(f"{s}_psnr"), bar[0].get(f"{s}_ssim")) for s in sets]
+        lines.append("| " + " | ".join(["bbcu_l (published only)"] + [""] * len(sets) + pub) + " |")
+    sources = sorted({str(r["published_source"]) for r in rows if r["published_source"]} | ({bar[0]["source"]} if bar else set()))
+    lines += ["", "Sources: " + "; ".join(sources) + " (see frb/data/README.md)."]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="Y-PSNR / SSIM of a model on benchmark folders of HR images")
+    p.add_argument("--model", choices=list(MODELS), help="model name (not with --all)")
+    p.add_argument("--scale", type=int, choices=SCALES, default=4)
+    p.add_argument("--data", action="append", help="folder of HR images (repeatable); default Set5, Set14, B100")
+    p.add_argument("--weights", help="safetensors weights file of --model (bicubic needs none)")
+    p.add_argument("--all", action="store_true", help="every model with weights in --weights-dir, plus bicubic")
+    p.add_argument("--weights-dir", action="append", help="folder of <name>_x<scale>.safetensors (repeatable; default runs)")
+    p.add_argument("--out", default="runs/eval", help="where --all writes results_x<scale>.md / .csv")
+    p.add_argument("--device", default="", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--tile", type=int, default=0, help="LR tile size for bounded memory (0 = whole image)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    folders = [Path(d) for d in args.data] if args.data else default_data_dirs()
+    if not folders:
+        raise SystemExit(f"no benchmark folders under {BENCHMARK_ROOT}; pass --data DIR")
+    if args.all == (args.model is not None):
+        raise SystemExit("give either --model NAME or --all")
+
+    if args.all:
+        resolvers = [weights_in(d) for d in (args.weights_dir or ["runs"])]
+        weights = {n: find_weights(n, args.scale, resolvers) for n in MODELS}
+        names = [n for n in MODELS if n == "bicubic" or weights[n] is not None]
+    else:
+        names = [args.model]
+        weights = {args.model: Path(args.weights) if args.weights else None}
+
+    results = {}
+    for name in names:
+        try:
+            model = build_model(name, args.scale, weights[name])
+            results[name] = evaluate_model(model, folders, args.scale, device, args.tile)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"error: {exc}") from exc
+    rows = comparison_rows(results, args.scale, {n: str(weights[n]) if weights[n] else None for n in names})
+
+    if args.all:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"results_x{args.scale}.md").write_text(markdown_table(rows, args.scale))
+        with open(out / f"results_x{args.scale}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.json:
+        print(json.dumps({"scale": args.scale, "device": str(device), "results": rows}, indent=2))
+    else:
+        print(markdown_table(rows, args.scale), end="")
+        if args.all:
+            print(f"written: {Path(args.out) / f'results_x{args.scale}.md'} and .csv")
+    return 0

@@ -1,0 +1,186 @@
+"""app.compare and the Compare tab's handler, called directly (no server)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app import compare as cmp
+from app.weights import find_weights
+from frb.imaging import ImageTooLargeError, to_tensor, to_uint8
+from frb.metrics import psnr_y, ssim_y
+from frb.models import create_model
+
+gr = pytest.importorskip("gradio")
+from app import ui  # noqa: E402
+
+
+def synthetic(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus a little noise: a well-behaved small test image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)], axis=-1)
+    return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+def no_progress(*args, **kwargs) -> None:
+    return None
+
+
+def handler(path, mode=cmp.MODE_HR, scale=2, methods=("bicubic",), fit=True):
+    return ui.run_compare(str(path), mode, scale, list(methods), [], [], "torch", fit, None, progress=no_progress)
+
+
+def png_bytes(img: Image.Image, **save) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **save)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hr_mode_scores_against_modcropped_hr():
+    img = synthetic(50, 66)
+    comp = cmp.compare(img, ["bicubic", "frbc"], cmp.MODE_HR, scale=4, backend="bitwise")
+    assert comp.hr.shape == (48, 64, 3) and comp.lr.shape == (12, 16, 3)
+    assert any("HR cropped" in n for n in comp.notices)
+    untrained = find_weights("frbc", 4).source == "none"
+    assert any("no trained weights bundled for frbc x4" in n for n in comp.notices) == untrained
+    for r in comp.results:
+        assert r.image.shape == comp.hr.shape and r.image.dtype == np.uint8
+        assert r.psnr == pytest.approx(psnr_y(r.image, comp.hr, 4))
+        assert r.ssim == pytest.approx(ssim_y(r.image, comp.hr, 4))
+        assert r.runtime_s >= 0 and r.backend in ("torch", "bitwise")
+    assert comp.results[0].backend == "torch"  # full precision / bicubic always torch
+    rows = cmp.metrics_table(comp)
+    assert [row[0] for row in rows] == ["Bicubic", "FRBC (FRB on SRResNet)"]
+    assert rows[0][1] == round(comp.results[0].psnr, 2) and rows[1][5] > 0
+    assert "dB" in cmp.caption(comp.results[0]) and "torch" in cmp.caption(comp.results[0])
+
+
+def test_lr_mode_upscales_without_scores():
+    img = synthetic(16, 20)
+    comp = cmp.compare(img, ["bicubic"], cmp.MODE_LR, scale=3)
+    assert comp.hr is None and comp.lr.shape == img.shape
+    (r,) = comp.results
+    assert r.image.shape == (48, 60, 3) and r.psnr is None and r.ssim is None
+    assert cmp.metrics_table(comp)[0][1:3] == [None, None]
+    assert "not scored" in cmp.caption(r)
+
+
+def test_bicubic_crop_matches_direct_slice():
+    img = synthetic(64, 80, seed=3)
+    scale = 4
+    comp = cmp.compare(img, ["bicubic"], cmp.MODE_HR, scale=scale)
+    with torch.no_grad():
+        direct = to_uint8(create_model("bicubic", scale)(to_tensor(comp.lr)))
+    h, w = cmp.output_shape(comp)
+    region = cmp.snap_region(21, 13, 22, h, w, scale)
+    assert (region.x, region.y, region.size) == (20, 12, 20)  # aligned to the LR grid
+    hr_crop, lr_crop, out_crop = (img for img, _ in cmp.crops(comp, region, display=100))
+    zoom = 100 // 20
+    x, y, n = region.x, region.y, region.size
+    assert np.array_equal(out_crop, cmp.enlarge(direct[y : y + n, x : x + n], zoom))
+    assert np.array_equal(hr_crop, cmp.enlarge(comp.hr[y : y + n, x : x + n], zoom))
+    assert np.array_equal(lr_crop, cmp.enlarge(comp.lr[3:8, 5:10], zoom * scale))
+    assert hr_crop.shape == lr_crop.shape == out_crop.shape == (100, 100, 3)
+
+
+def test_region_is_clamped_inside_the_image():
+    region = cmp.snap_region(1000, -5, 999, 40, 60, 3)
+    assert region.size == 39 and region.y == 0 and region.x + region.size <= 60 and region.x % 3 == 0
+
+
+def test_enlarge_keeps_pixels_as_blocks():
+    small = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    big = cmp.enlarge(small, 3)
+    assert big.shape == (6, 6, 3) and np.array_equal(big[3:6, 0:3], np.broadcast_to(small[1, 0], (3, 3, 3)))
+
+
+def test_too_large_is_rejected_or_downscaled():
+    img = synthetic(40, 40)
+    with pytest.raises(ImageTooLargeError, match="too large for this demo.*limit of 64"):
+        cmp.compare(img, ["bicubic"], cmp.MODE_LR, scale=2, max_lr_pixels=64, fit=False)
+    comp = cmp.compare(img, ["bicubic"], cmp.MODE_LR, scale=2, max_lr_pixels=200, fit=True)
+    assert comp.lr.shape[0] * comp.lr.shape[1] <= 200
+    assert any("downscaled from 40x40" in n for n in comp.notices)
+
+
+def test_method_and_mode_errors():
+    img = synthetic(32, 32)
+    with pytest.raises(ValueError, match="at least one method"):
+        cmp.compare(img, [], cmp.MODE_LR, 2)
+    with pytest.raises(ValueError, match="unknown method"):
+        cmp.compare(img, ["nope"], cmp.MODE_LR, 2)
+    with pytest.raises(ValueError, match="too small"):
+        cmp.compare(synthetic(12, 12), ["bicubic"], cmp.MODE_HR, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handler: what users upload
+# ---------------------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_handler_outputs(tmp_path):
+    path = _write(tmp_path, "in.png", png_bytes(Image.fromarray(synthetic(40, 40))))
+    out = handler(path, methods=("bicubic",))
+    gallery, table, xs, ys, size, picker, crops, left, right, pair, files, status, comp, region = out
+    assert len(gallery) == 1 and gallery[0][1].startswith("Bicubic")
+    assert np.array_equal(np.asarray(Image.open(gallery[0][0])), comp.results[0].image)
+    assert all(Path(f).suffix == ".png" for f in files) and len(files) == 3  # HR, bicubic, LR input
+    assert len(crops) == 3 and table[0][0] == "Bicubic"
+    assert status == "ok"  # bicubic needs no weights, 40x40 needs no crop at x2
+    start = cmp.default_region(comp)
+    assert region == (start.x, start.y, start.size) and size == start.size
+
+
+@pytest.mark.parametrize(
+    "name,make",
+    [
+        ("gray", lambda a: Image.fromarray(a[..., 0])),
+        ("rgba", lambda a: Image.fromarray(np.dstack([a, np.full(a.shape[:2], 200, np.uint8)]))),
+        ("sixteen", lambda a: Image.fromarray(a[..., 0].astype(np.uint16) * 257)),
+        ("palette", lambda a: Image.fromarray(a).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)),
+    ],
+)
+def test_handler_accepts_image_modes(tmp_path, name, make):
+    img = make(synthetic(32, 32))
+    path = _write(tmp_path, f"{name}.png", png_bytes(img))
+    gallery = handler(path)[0]
+    assert np.asarray(Image.open(gallery[0][0])).shape == (32, 32, 3)
+
+
+def test_handler_rejects_bad_files(tmp_path):
+    text = _write(tmp_path, "notes.png", b"this is not an image\n")
+    with pytest.raises(gr.Error, match="not an image"):
+        handler(text)
+    data = png_bytes(Image.fromarray(synthetic(64, 64)))
+    truncated = _write(tmp_path, "cut.png", data[: len(data) // 2])
+    with pytest.raises(gr.Error, match="truncated"):
+        handler(truncated)
+    huge = _write(tmp_path, "huge.png", png_bytes(Image.new("L", (5000, 4000)), optimize=False))
+    with pytest.raises(gr.Error, match="above the limit"):
+        handler(huge)
+    with pytest.raises(gr.Error, match="upload an image"):
+        ui.run_compare(None, cmp.MODE_HR, 2, ["bicubic"], [], [], "torch", True, None, progress=no_progress)
+    with pytest.raises(gr.Error, match="at least one method"):
+        handler(_write(tmp_path, "ok.png", data), methods=())
+
+
+def test_large_lr_runs_tiled_and_matches_untiled():
+    img = synthetic(10, cmp.TILE + 30, seed=4)  # wider than one tile
+    comp = cmp.compare(img, ["bicubic"], cmp.MODE_LR, scale=2)
+    with torch.no_grad():
+        direct = to_uint8(create_model("bicubic", 2)(to_tensor(img)))
+    assert np.abs(comp.results[0].image.astype(int) - direct).max() <= 1

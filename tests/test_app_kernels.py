@@ -1,0 +1,82 @@
+"""app.kernels: layer choice, kernel grids, figure and the relative-error table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import kernels as K
+from app.weights import find_weights, load_model
+from frb.layers import binary_layers
+
+
+def direct_binarizations(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vanilla and FRB weights computed straight from the formulas (sign(0) = +1)."""
+    sign = lambda a: np.where(a >= 0, 1.0, -1.0)  # noqa: E731
+    mean_abs = lambda a: np.abs(a).reshape(len(a), -1).mean(axis=1)[:, None, None, None]  # noqa: E731
+    vanilla = mean_abs(w) * sign(w)
+    residual = w - vanilla
+    return vanilla, vanilla + mean_abs(residual) * sign(residual)
+
+
+def test_default_and_available_layers():
+    assert K.default_layer("frbc") == "body.0.conv1"
+    assert K.default_layer("frbt") == "layers.0.residual_group.blocks.0.attn.qkv"
+    assert K.layer_names("bnn")[-1] == "body.15.conv2"
+    assert set(K.binarized_model_names()) == {"bnn", "dorefa", "bireal", "irnet", "bam", "btm", "reactnet", "frbc", "frbt"}
+
+
+def test_table_matches_direct_numpy():
+    view = K.kernel_view("frbc")
+    model, _ = load_model("frbc", 4)
+    w = binary_layers(model)["body.0.conv1"].weight.detach().double().numpy()
+    vanilla, frb = direct_binarizations(w)
+    ev = np.abs(w - vanilla).reshape(64, -1).sum(1) / np.abs(w).reshape(64, -1).sum(1)
+    ef = np.abs(w - frb).reshape(64, -1).sum(1) / np.abs(w).reshape(64, -1).sum(1)
+    assert len(view.rows) == 65 and view.rows[-1][0] == "layer (all 64)"
+    for c, row in enumerate(view.rows[:-1]):
+        assert row[0] == c
+        assert row[1] == pytest.approx(ev[c], abs=1e-4) and row[2] == pytest.approx(ef[c], abs=1e-4)
+        assert row[3] == pytest.approx(100 * (1 - ef[c] / ev[c]), abs=0.1)
+    total = 100 * (1 - np.abs(w - frb).sum() / np.abs(w - vanilla).sum())
+    assert view.rows[-1][3] == pytest.approx(total, abs=0.1) and view.rows[-1][3] > 0
+
+
+def test_kernel_image_layout():
+    kernel = np.arange(64 * 9, dtype=float).reshape(64, 3, 3)
+    grid = K.kernel_image(kernel)
+    assert grid.shape == (24, 24)
+    assert np.array_equal(grid[3:6, 6:9], kernel[8 * 1 + 2])  # tile row 1, column 2 = channel 10
+    partial = K.kernel_image(np.ones((60, 1, 1)))
+    assert partial.shape == (8, 8) and np.isnan(partial).sum() == 4
+
+
+def test_figure_shape_and_first_tile():
+    view = K.kernel_view("frbc", "body.3.conv2", scale=2)
+    tile = 24 * K.CELL
+    height = K.HEADER_H + 3 * (tile + K.GAP) + K.BAR_H
+    width = K.LABEL_W + 12 * (tile + K.GAP) + K.GAP
+    assert view.figure.shape == (height, width, 3) and view.figure.dtype == np.uint8
+    model, _ = load_model("frbc", 2)
+    w = binary_layers(model)["body.3.conv2"].weight.detach().double().numpy()
+    vanilla, frb = direct_binarizations(w)
+    vmax = max(np.abs(a[:12]).max() for a in (w, vanilla, frb))
+    expected = K.colorize(K.kernel_image(w[0]), vmax).repeat(K.CELL, 0).repeat(K.CELL, 1)
+    top, left = K.HEADER_H, K.LABEL_W
+    assert np.array_equal(view.figure[top : top + tile, left : left + tile], expected)
+
+
+@pytest.mark.parametrize("model", ["dorefa", "frbt"])
+def test_any_binary_layer_of_any_binarized_model(model):
+    layer = K.layer_names(model)[-1]
+    view = K.kernel_view(model, layer)
+    assert view.layer == layer and view.figure.ndim == 3 and len(view.rows) == view.weight_shape[0] + 1
+    assert ("randomly initialised" in view.notice) == (find_weights(model, 4).source == "none")
+
+
+def test_bad_choices_have_readable_errors():
+    with pytest.raises(ValueError, match="full precision"):
+        K.kernel_view("srresnet")
+    with pytest.raises(ValueError, match="no binary layer 'conv_first'"):
+        K.kernel_view("frbc", "conv_first")
+    with pytest.raises(ValueError, match="unknown model"):
+        K.kernel_view("nope")

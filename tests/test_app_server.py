@@ -1,0 +1,117 @@
+"""The app served on loopback, called with gradio_client: PNG outputs, errors, concurrency."""
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import compare as cmp
+from app.kernels import kernel_view
+from app.weights import find_weights
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from app.ui import build_demo  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_demo()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    img = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("in") / "input.png"
+    Image.fromarray(img).save(path)
+    return path, img
+
+
+def client(url: str):
+    return gradio_client.Client(url, verbose=False)
+
+
+def call_compare(c, path, binarized=("frbc",), mode=cmp.MODE_HR):
+    return c.predict(
+        gradio_client.handle_file(str(path)), mode, 4, ["bicubic"], [], list(binarized), "bitwise", True,
+        api_name="/compare",
+    )
+
+
+def read_png(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_compare_outputs_are_png_and_pixel_exact(url, image_file):
+    path, img = image_file
+    out = call_compare(client(url), path)
+    gallery, table, crops, files, status = out[0], out[1], out[6], out[10], out[11]
+    expected = cmp.compare(img, ["bicubic", "frbc"], cmp.MODE_HR, 4, "bitwise")
+    assert [item["caption"].split(" · ")[0] for item in gallery] == ["Bicubic", "FRBC (FRB on SRResNet)"]
+    for item, result in zip(gallery, expected.results):
+        assert np.array_equal(read_png(item["image"]), result.image)
+    region = cmp.default_region(expected)
+    for item, (crop, caption) in zip(crops, cmp.crops(expected, region)):
+        assert item["caption"] == caption and np.array_equal(read_png(item["image"]), crop)
+    assert len(files) == 4 and all(read_png(f).ndim == 3 for f in files)
+    assert [row[0] for row in table["data"]] == ["Bicubic", "FRBC (FRB on SRResNet)"]
+    assert ("no trained weights bundled for frbc x4" in status) == (find_weights("frbc", 4).source == "none")
+
+
+def test_kernels_endpoint_is_pixel_exact(url):
+    figure, table, notice = client(url).predict("frbc", "body.0.conv1", 4, api_name="/kernels")
+    view = kernel_view("frbc", "body.0.conv1", 4)
+    assert np.array_equal(read_png(figure), view.figure)
+    assert table["data"][0] == view.rows[0] and notice.startswith("frbc · body.0.conv1")
+    layer = "layers.0.residual_group.blocks.0.attn.qkv"  # another model's layer, not in the initial choices
+    figure, table, notice = client(url).predict("frbt", layer, 4, api_name="/kernels")
+    assert np.array_equal(read_png(figure), kernel_view("frbt", layer, 4).figure)
+
+
+def test_errors_arrive_as_exceptions(url, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    c = client(url)
+    with pytest.raises(Exception, match="not an image"):
+        call_compare(c, text)
+    with pytest.raises(Exception, match="no binary layer"):
+        c.predict("frbc", "conv_first", 4, api_name="/kernels")
+    # the server keeps serving after errors
+    assert call_compare(c, image_file_path(tmp_path), binarized=())[0]
+
+
+def image_file_path(tmp_path) -> str:
+    path = tmp_path / "small.png"
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(path)
+    return str(path)
+
+
+def test_four_concurrent_clients(url, image_file):
+    path, _ = image_file
+
+    def one(_):
+        return call_compare(client(url), path, binarized=(), mode=cmp.MODE_LR)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(4)))
+    assert all(len(g) == 1 and read_png(g[0]["image"]).shape == (160, 192, 3) for g in results)
