@@ -1,35 +1,23 @@
-"""Find, verify and load trained weights; fall back to a randomly initialised model with a notice.
+"""The app's models: trained weights through ``frb.hub``, else a seeded random model with a notice.
 
-Weights are described by ``assets/weights/manifest.json``::
-
-    {"models": [{"name": "frbc", "scale": 4, "file": "frbc_x4.safetensors", "sha256": "...",
-                 "metrics": {"Set5": {"psnr": 31.9, "ssim": 0.89}},    # optional
-                 "bitwise_speedup": 3.1}]}                             # optional
-
-A file is looked up first next to the manifest ("bundled"), then in the local Hugging Face cache
-of :data:`HUB_REPO_ID` ("Hub"); nothing is downloaded. Models are built once per (name, scale)
+``frb.hub`` finds verified weights (bundled ``assets/weights`` first, then the local Hugging Face
+cache; the app runs offline, so nothing is downloaded). Models are built once per (name, scale)
 and cached for the life of the process.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import zlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from frb import hub
 from frb.models import create_model, get_spec
 
-#: Placeholder Hub model repository holding the trained weights (also named in the Space's front matter).
-HUB_REPO_ID = "frb-sr/frb-sr-weights"
-
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
-MANIFEST_NAME = "manifest.json"
+SOURCE_LABELS = {"bundled": "bundled", "hub-cache": "Hub", "hub": "Hub", "none": "none"}
 
 
 @dataclass(frozen=True)
@@ -41,63 +29,17 @@ class WeightsInfo:
     source: str
     path: Path | None = None
     entry: dict = field(default_factory=dict)
+    notices: tuple[str, ...] = ()
 
     @property
     def size_bytes(self) -> int | None:
         return self.path.stat().st_size if self.path is not None else None
 
 
-def _hub_cached(filename: str) -> Path | None:
-    """A file of HUB_REPO_ID already in the local Hugging Face cache (no network access)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(HUB_REPO_ID, filename)
-    return Path(found) if isinstance(found, str) else None
-
-
-def read_manifest(weights_dir: Path | None = None) -> tuple[dict, ...]:
-    """The manifest's model entries (bundled manifest first, else a Hub-cached one); () when none."""
-    return _read_manifest(weights_dir or WEIGHTS_DIR)
-
-
-@lru_cache(maxsize=None)
-def _read_manifest(weights_dir: Path) -> tuple[dict, ...]:
-    path = weights_dir / MANIFEST_NAME
-    if not path.is_file():
-        path = _hub_cached(MANIFEST_NAME)
-    if path is None:
-        return ()
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8")).get("models", [])
-    except (OSError, ValueError, AttributeError):
-        return ()
-    return tuple(e for e in entries if isinstance(e, dict) and {"name", "scale", "file"} <= e.keys())
-
-
 def find_weights(name: str, scale: int, weights_dir: Path | None = None) -> WeightsInfo:
-    """Locate the weights file of ``name`` at ``scale`` (default folder: WEIGHTS_DIR) without loading it."""
-    weights_dir = weights_dir or WEIGHTS_DIR
-    for entry in read_manifest(weights_dir):
-        if entry["name"] != name or int(entry["scale"]) != scale:
-            continue
-        local = weights_dir / entry["file"]
-        if local.is_file():
-            return WeightsInfo(name, scale, "bundled", local, entry)
-        cached = _hub_cached(entry["file"])
-        if cached is not None:
-            return WeightsInfo(name, scale, "Hub", cached, entry)
-        return WeightsInfo(name, scale, "none", None, entry)
-    return WeightsInfo(name, scale, "none")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Locate and verify the weights of ``name`` at ``scale`` without loading them."""
+    found = hub.resolve(name, scale, assets=weights_dir or hub.ASSETS_DIR)
+    return WeightsInfo(name, scale, SOURCE_LABELS[found.source], found.path, found.entry, found.notices)
 
 
 def _random_model(name: str, scale: int) -> nn.Module:
@@ -107,28 +49,18 @@ def _random_model(name: str, scale: int) -> nn.Module:
         return create_model(name, scale)
 
 
-def _load_file(model: nn.Module, info: WeightsInfo) -> str:
-    """Load ``info.path`` into ``model``; return "" on success, else why it was not used."""
-    from safetensors.torch import load_file
-
-    expected = info.entry.get("sha256")
-    if expected and _sha256(info.path) != expected.lower():
-        return f"checksum mismatch for {info.path.name}"
-    try:
-        model.load_state_dict(load_file(str(info.path)), strict=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        return f"{info.path.name} does not fit the model ({str(exc).splitlines()[0]})"
-    return ""
-
-
-def _weights_notice(model: nn.Module, info: WeightsInfo) -> str:
-    """Load the trained weights into ``model`` if possible; the notice to show when not."""
+def _build(name: str, scale: int) -> tuple[nn.Module, str]:
+    if get_spec(name).arch == "bicubic":
+        return create_model(name, scale), ""
+    info = find_weights(name, scale)
+    fallback = f"showing a randomly initialised {name} x{scale}"
     if info.path is None:
-        return f"no trained weights bundled for {info.name} x{info.scale}: showing a randomly initialised model"
-    problem = _load_file(model, info)
-    if problem:
-        return f"{problem} ({info.name} x{info.scale}): showing a randomly initialised model"
-    return ""
+        why = "; ".join(info.notices) or f"no trained weights bundled for {name} x{scale}"
+        return _random_model(name, scale), f"{why}: {fallback}"
+    try:
+        return hub.load_weights_file(info.path, name, scale), "; ".join(info.notices)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return _random_model(name, scale), f"{info.path.name} could not be loaded ({exc}): {fallback}"
 
 
 _lock = threading.Lock()
@@ -146,11 +78,9 @@ def load_model(name: str, scale: int) -> tuple[nn.Module | None, str]:
     with _lock:
         if key not in _cache:
             try:
-                spec = get_spec(name)
-                model = _random_model(name, scale)
+                model, notice = _build(name, scale)
             except ValueError as exc:
                 return None, str(exc)
-            notice = "" if spec.arch == "bicubic" else _weights_notice(model, find_weights(name, scale))
             model.eval().requires_grad_(False)
             _cache[key] = (model, notice)
         return _cache[key]

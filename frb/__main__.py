@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from frb import bench, evaluate, info
+from frb import bench, evaluate, hub, info
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frb", description="Binarized image super-resolution (FRB and compared methods)")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (info, evaluate, bench):
+    for module in (info, evaluate, bench, hub):
         module.add_parser(subparsers)
     return parser
 

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
+from frb import hub
 from frb.imaging import ImageError, load_image, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, create_model, get_spec
@@ -139,13 +140,26 @@ def find_weights(name: str, scale: int, resolvers: Sequence[WeightsResolver]) ->
     return None
 
 
+def bundled_weights(name: str, scale: int) -> Path | None:
+    """The resolver of the shipped weights: bundled assets, then the Hugging Face cache (``frb.hub``)."""
+    return hub.resolve(name, scale).path
+
+
 def build_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
-    """``create_model(name, scale)`` with its weights loaded; bicubic needs none."""
+    """``create_model(name, scale)`` with its weights loaded; bicubic needs none.
+
+    Packed binary files (``frb.bitwise.export``) rebuild their model; other files are state dicts.
+    """
+    if get_spec(name).arch == "bicubic":
+        return create_model(name, scale).eval()
+    if weights is None:
+        raise ValueError(f"model {name!r} x{scale} has no bundled weights; pass --weights FILE")
+    with safe_open(str(weights), "pt") as f:
+        packed = (f.metadata() or {}).get("format") == "frb-packed"
+    if packed:
+        return hub.load_weights_file(Path(weights), name, scale)
     model = create_model(name, scale)
-    if get_spec(name).arch != "bicubic":
-        if weights is None:
-            raise ValueError(f"model {name!r} x{scale} needs weights (--weights FILE)")
-        load_weights(model, weights)
+    load_weights(model, weights)
     return model.eval()
 
 
@@ -290,9 +304,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=list(MODELS), help="model name (not with --all)")
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
     p.add_argument("--data", action="append", help="folder of HR images (repeatable); default Set5, Set14, B100")
-    p.add_argument("--weights", help="safetensors weights file of --model (bicubic needs none)")
-    p.add_argument("--all", action="store_true", help="every model with weights in --weights-dir, plus bicubic")
-    p.add_argument("--weights-dir", action="append", help="folder of <name>_x<scale>.safetensors (repeatable; default runs)")
+    p.add_argument("--weights", help="safetensors weights file of --model (default: the bundled weights)")
+    p.add_argument("--all", action="store_true", help="every model with weights (bundled, or in --weights-dir), plus bicubic")
+    p.add_argument("--weights-dir", action="append", help="folder of <name>_x<scale>.safetensors (repeatable) instead of the bundled weights")
     p.add_argument("--out", default="runs/eval", help="where --all writes results_x<scale>.md / .csv")
     p.add_argument("--device", default="", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--tile", type=int, default=0, help="LR tile size for bounded memory (0 = whole image)")
@@ -309,12 +323,12 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("give either --model NAME or --all")
 
     if args.all:
-        resolvers = [weights_in(d) for d in (args.weights_dir or ["runs"])]
+        resolvers = [weights_in(d) for d in args.weights_dir] if args.weights_dir else [bundled_weights]
         weights = {n: find_weights(n, args.scale, resolvers) for n in MODELS}
         names = [n for n in MODELS if n == "bicubic" or weights[n] is not None]
     else:
         names = [args.model]
-        weights = {args.model: Path(args.weights) if args.weights else None}
+        weights = {args.model: Path(args.weights) if args.weights else bundled_weights(args.model, args.scale)}
 
     results = {}
     for name in names:

@@ -1,4 +1,4 @@
-"""app.weights: manifest lookup, checksum, loading, and the notice when weights are missing."""
+"""app.weights: verified loading through frb.hub, and the notice when weights are missing."""
 from __future__ import annotations
 
 import hashlib
@@ -8,44 +8,51 @@ import torch
 from safetensors.torch import save_file
 
 from app import weights as W
+from frb import hub
 from frb.models import create_model
 
 
 def write_manifest(folder, entries):
-    (folder / W.MANIFEST_NAME).write_text(json.dumps({"models": entries}))
+    (folder / hub.MANIFEST_NAME).write_text(json.dumps({"models": entries}))
 
 
-def test_bundled_weights_are_found_verified_and_loaded(tmp_path):
-    trained = create_model("frbc", 2)
+def test_bundled_weights_are_found_verified_and_loaded(tmp_path, monkeypatch):
+    trained = create_model("srresnet", 2)
     with torch.no_grad():
         trained.conv_first.weight.fill_(0.5)
-    file = tmp_path / "frbc_x2.safetensors"
+    file = tmp_path / "srresnet_x2.safetensors"
     save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(file))
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    write_manifest(tmp_path, [{"name": "frbc", "scale": 2, "file": file.name, "sha256": digest, "bitwise_speedup": 3.0}])
-    info = W.find_weights("frbc", 2, tmp_path)
+    write_manifest(tmp_path, [{"name": "srresnet", "scale": 2, "file": file.name, "sha256": digest, "bitwise_speedup": 3.0}])
+    info = W.find_weights("srresnet", 2, tmp_path)
     assert info.source == "bundled" and info.size_bytes == file.stat().st_size and info.entry["bitwise_speedup"] == 3.0
-    model = create_model("frbc", 2)
-    assert W._weights_notice(model, info) == ""
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(W, "_cache", {})
+    model, notice = W.load_model("srresnet", 2)
+    assert notice == ""
     assert torch.equal(model.conv_first.weight, trained.conv_first.weight)
 
 
-def test_bad_checksum_and_missing_weights_give_notices(tmp_path):
+def test_bad_checksum_and_missing_weights_give_notices(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     file = tmp_path / "bnn_x3.safetensors"
     save_file({k: v.contiguous() for k, v in create_model("bnn", 3).state_dict().items()}, str(file))
     write_manifest(tmp_path, [{"name": "bnn", "scale": 3, "file": file.name, "sha256": "0" * 64}])
-    notice = W._weights_notice(create_model("bnn", 3), W.find_weights("bnn", 3, tmp_path))
-    assert notice.startswith("checksum mismatch for bnn_x3.safetensors") and "randomly initialised" in notice
+    info = W.find_weights("bnn", 3, tmp_path)
+    assert info.source == "none" and "fails its sha256 check" in info.notices[0]
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(W, "_cache", {})
+    model, notice = W.load_model("bnn", 3)
+    assert "fails its sha256 check" in notice and "randomly initialised" in notice
     assert W.find_weights("frbc", 4, tmp_path).source == "none"
 
 
 def test_load_model_is_cached_and_says_when_untrained(tmp_path, monkeypatch):
-    monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path)  # an empty folder: no weights anywhere
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # an empty folder: no weights anywhere
     monkeypatch.setattr(W, "_cache", {})
-    monkeypatch.setattr(W, "_hub_cached", lambda filename: None)
     model, notice = W.load_model("frbc", 4)
     assert W.load_model("frbc", 4)[0] is model and not model.training
-    assert notice == "no trained weights bundled for frbc x4: showing a randomly initialised model"
+    assert notice == "no trained weights bundled for frbc x4: showing a randomly initialised frbc x4"
     again = W._random_model("frbc", 4)  # the random fallback is the same in every process
     assert torch.equal(again.conv_first.weight, model.conv_first.weight)
     assert W.load_model("bicubic", 4)[1] == ""

@@ -87,6 +87,10 @@ def test_all_writes_markdown_and_csv_beside_the_published_numbers(tmp_path, set5
     assert "results_x4.md" in capsys.readouterr().out
 
 
-def test_a_model_without_weights_is_refused(set5_dir):
-    with pytest.raises(SystemExit, match="needs weights"):
+def test_a_model_without_weights_is_refused(set5_dir, tmp_path, monkeypatch):
+    from frb import hub
+
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # nothing bundled
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit, match="frbc' x4 has no bundled weights; pass --weights FILE"):
         main(["eval", "--model", "frbc", "--scale", "4", "--data", str(set5_dir)])

@@ -83,11 +83,18 @@ def create_architecture(arch: str, scale: int) -> nn.Module:
     raise ValueError(f"unknown architecture {arch!r}")
 
 
-def create_model(name: str, scale: int = 4, **method_options: object) -> nn.Module:
-    """Build a model by public name, randomly initialised, e.g. ``create_model("frbc", 4)``.
+def create_model(name: str, scale: int = 4, pretrained: bool = False, **method_options: object) -> nn.Module:
+    """Build a model by public name, e.g. ``create_model("frbc", 4, pretrained=True)``.
 
-    ``method_options`` reach the binarization method (``second_order=False`` for FRB's ablation).
+    Randomly initialised unless ``pretrained``, which loads the verified shipped weights through
+    ``frb.hub`` (bundled, then the Hugging Face cache, then the Hub) and raises
+    ``frb.hub.WeightsError`` when there are none. ``method_options`` reach the binarization
+    method (``second_order=False`` for FRB's ablation).
     """
+    if pretrained:
+        from frb.hub import load_pretrained
+
+        return load_pretrained(name, scale)[0]
     spec = get_spec(name)
     model = create_architecture(spec.arch, scale)
     if spec.binary:

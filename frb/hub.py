@@ -1,0 +1,240 @@
+"""Trained weights: where they come from, checked by sha256, and how they are published.
+
+Resolution order for a model name and scale (``resolve``):
+
+1. bundled: ``assets/weights/<file>`` of this checkout (the offline default);
+2. the local Hugging Face cache of the Hub repository (no network);
+3. ``hf_hub_download`` from the Hub repository, unless ``HF_HUB_OFFLINE`` is set.
+
+The repository id comes from the ``repo_id`` argument, else ``$FRB_HUB_REPO_ID``, else
+``DEFAULT_REPO_ID``; the revision from ``revision``, ``$FRB_HUB_REVISION`` or
+``DEFAULT_REVISION``. ``assets/weights/manifest.json`` lists every shipped file with its
+sha256; a file whose checksum differs is refused and the next source tried. Nothing is ever
+unpickled: full-precision models are safetensors state dicts, binary models the packed format of
+``frb.bitwise.export``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+DEFAULT_REPO_ID = "frb-sr/frb-sr-weights"
+DEFAULT_REVISION = "main"
+REPO_ID_ENV = "FRB_HUB_REPO_ID"
+REVISION_ENV = "FRB_HUB_REVISION"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
+MANIFEST_NAME = "manifest.json"
+
+
+class WeightsError(RuntimeError):
+    """No usable weights for a model: the message says what was tried."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where one model's weights were found. ``source``: "bundled", "hub-cache", "hub" or "none"."""
+
+    name: str
+    scale: int
+    source: str
+    path: Path | None
+    entry: dict
+    notices: tuple[str, ...] = ()
+
+
+def repo_id(explicit: str | None = None) -> str:
+    return explicit or os.environ.get(REPO_ID_ENV) or DEFAULT_REPO_ID
+
+
+def revision(explicit: str | None = None) -> str:
+    return explicit or os.environ.get(REVISION_ENV) or DEFAULT_REVISION
+
+
+def read_manifest(assets: Path = ASSETS_DIR) -> list[dict]:
+    """The manifest's model entries; [] when there is no manifest."""
+    path = Path(assets) / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))["models"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path} is not a valid weights manifest ({exc})") from None
+    return [m for m in models if isinstance(m, dict) and {"name", "scale", "file", "sha256"} <= m.keys()]
+
+
+def manifest_entry(name: str, scale: int, assets: Path = ASSETS_DIR) -> dict | None:
+    for entry in read_manifest(assets):
+        if entry["name"] == name and int(entry["scale"]) == scale:
+            return entry
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hub_file(entry: dict, repo: str, rev: str, local_only: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo, entry["file"], revision=rev, local_files_only=local_only))
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve(
+    name: str,
+    scale: int,
+    repo: str | None = None,
+    rev: str | None = None,
+    assets: Path = ASSETS_DIR,
+) -> Resolved:
+    """Find verified weights for ``name`` at ``scale``; never raises for a missing or bad file."""
+    entry = manifest_entry(name, scale, assets)
+    if entry is None:
+        return Resolved(name, scale, "none", None, {}, (f"no trained weights bundled for {name} x{scale}",))
+    repo, rev = repo_id(repo), revision(rev)
+    notices: list[str] = []
+
+    def verified(path: Path, where: str) -> bool:
+        if sha256_file(path) == entry["sha256"].lower():
+            return True
+        notices.append(f"{where} copy of {entry['file']} fails its sha256 check and was refused")
+        return False
+
+    bundled = Path(assets) / entry["file"]
+    if bundled.is_file() and verified(bundled, "bundled"):
+        return Resolved(name, scale, "bundled", bundled, entry, tuple(notices))
+    attempts = [("hub-cache", True)] + ([] if _offline() else [("hub", False)])
+    for source, local_only in attempts:
+        try:
+            path = _hub_file(entry, repo, rev, local_only)
+        except Exception as exc:  # network, missing cache entry, unknown repo: all mean "not here"
+            if not local_only:
+                notices.append(f"could not download {entry['file']} from {repo}@{rev}: {type(exc).__name__}")
+            continue
+        if verified(path, "Hub"):
+            return Resolved(name, scale, source, path, entry, tuple(notices))
+    if _offline():
+        notices.append(f"{entry['file']} is neither bundled nor in the Hugging Face cache (offline mode)")
+    return Resolved(name, scale, "none", None, entry, tuple(notices))
+
+
+def load_weights_file(path: Path, name: str, scale: int) -> nn.Module:
+    """Build ``name`` x``scale`` from a verified weights file (packed binary or float state dict)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from frb.models import create_model
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") == "frb-packed":
+        from frb.bitwise.export import load_packed
+
+        return load_packed(path, name, scale)
+    model = create_model(name, scale)
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path.name} does not fit {name} x{scale}: {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def load_pretrained(name: str, scale: int, repo: str | None = None, rev: str | None = None) -> tuple[nn.Module, Resolved]:
+    """The trained model and where its weights came from; ``WeightsError`` when there are none."""
+    if name == "bicubic":
+        from frb.models import create_model
+
+        return create_model(name, scale), Resolved(name, scale, "bundled", None, {})
+    found = resolve(name, scale, repo, rev)
+    if found.path is None:
+        raise WeightsError("; ".join(found.notices) or f"no weights for {name} x{scale}")
+    return load_weights_file(found.path, name, scale), found
+
+
+MODEL_CARD = """---
+library_name: pytorch
+tags: [super-resolution, binary-neural-network, frb]
+license: mit
+---
+# frb-sr weights
+
+Weights of the frb-sr project (Flexible Residual Binarization, Zhang, Qin et al., ICML 2024, and the
+binarization methods it is compared with, on SRResNet and SwinIR-S). Full-precision models are
+safetensors state dicts; binary models use frb-sr's packed format (sign bits and per-channel scales,
+no latent weights). `manifest.json` lists every file with its sha256, training summary and measured
+PSNR/SSIM (Y channel, border crop = scale, MATLAB-style bicubic LR).
+
+| model | scale | file | Set5 PSNR / SSIM | trained on |
+|---|---|---|---|---|
+{rows}
+"""
+
+
+def model_card(entries: list[dict]) -> str:
+    rows = []
+    for e in entries:
+        set5 = e.get("metrics", {}).get("Set5", {})
+        score = f"{set5['psnr']:.2f} / {set5['ssim']:.4f}" if set5 else "-"
+        rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {score} | {e.get('training', {}).get('hardware', '-')} |")
+    return MODEL_CARD.format(rows="\n".join(rows))
+
+
+def push(repo: str | None = None, assets: Path = ASSETS_DIR, token: str | None = None) -> str:
+    """Publish ``assets`` (weights, manifest, model card) to a Hub model repo; returns the commit id."""
+    from huggingface_hub import HfApi
+
+    entries = read_manifest(assets)
+    if not entries:
+        raise WeightsError(f"nothing to publish: {Path(assets) / MANIFEST_NAME} lists no weights")
+    for e in entries:
+        path = Path(assets) / e["file"]
+        if not path.is_file() or sha256_file(path) != e["sha256"]:
+            raise WeightsError(f"{path} is missing or does not match its manifest sha256")
+    (Path(assets) / "README.md").write_text(model_card(entries), encoding="utf-8")
+    api = HfApi(token=token)
+    target = repo_id(repo)
+    api.create_repo(target, repo_type="model", exist_ok=True)
+    info = api.upload_folder(repo_id=target, folder_path=str(assets), commit_message="Upload frb-sr weights")
+    return info.oid
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("hub", help="where weights come from; publish assets/weights to the Hub")
+    sub = p.add_subparsers(dest="hub_command", required=True)
+    where = sub.add_parser("resolve", help="show which copy of a model's weights would be used")
+    where.add_argument("--model", required=True)
+    where.add_argument("--scale", type=int, default=4)
+    where.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
+    where.add_argument("--revision", default=None, help=f"default: ${REVISION_ENV} or {DEFAULT_REVISION}")
+    where.set_defaults(func=_run_resolve)
+    pub = sub.add_parser("push", help="upload assets/weights with a model card")
+    pub.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
+    pub.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+    pub.set_defaults(func=_run_push)
+
+
+def _run_resolve(args) -> int:
+    found = resolve(args.model, args.scale, args.repo_id, args.revision)
+    print(json.dumps({"model": found.name, "scale": found.scale, "source": found.source,
+                      "path": str(found.path) if found.path else None, "notices": list(found.notices)}, indent=2))
+    return 0 if found.path is not None else 1
+
+
+def _run_push(args) -> int:
+    commit = push(args.repo_id, token=args.token)
+    print(f"published {repo_id(args.repo_id)} at commit {commit}; pin it with {REVISION_ENV}={commit}")
+    return 0
+
