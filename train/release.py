@@ -1,0 +1,100 @@
+"""Turn trained runs into shipped weights: ``python -m train.release --scale 4 srresnet frbc``.
+
+For every model, the run's export ``<runs>/<name>_x<scale>/<name>_x<scale>.safetensors`` (latent
+float weights) becomes a shipped file in ``assets/weights``:
+
+* full-precision models: a float16 safetensors state dict;
+* binarized models: the packed format of ``frb.bitwise.export`` (sign bits, per-channel scales,
+  float16 head/tail; no latent weights).
+
+The shipped file is then evaluated *as shipped* (Y-PSNR/SSIM on the benchmark folders, border crop
+= scale) and recorded in ``manifest.json`` with its sha256, size, the run's training summary and the
+measured scores. Entries of other models are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from frb import hub
+from frb.bitwise.export import save_packed
+from frb.evaluate import build_model, default_data_dirs, evaluate_model
+from frb.models import SCALES, get_spec
+
+
+def ship(name: str, scale: int, trained: Path, assets: Path) -> Path:
+    """Write the shipped file of one model from its trained (latent) weights; returns its path."""
+    model = build_model(name, scale, trained)
+    target = assets / f"{name}_x{scale}.safetensors"
+    if get_spec(name).binary:
+        save_packed(model, target)
+    else:
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(target), metadata={"model": name, "scale": str(scale), "dtype": "float16"})
+    return target
+
+
+def manifest_entry(name: str, scale: int, shipped: Path, summary: dict, metrics: dict) -> dict:
+    spec = get_spec(name)
+    return {
+        "name": name,
+        "scale": scale,
+        "arch": spec.arch,
+        "method": spec.method,
+        "file": shipped.name,
+        "format": "frb-packed" if spec.binary else "float16-state-dict",
+        "bytes": shipped.stat().st_size,
+        "sha256": hub.sha256_file(shipped),
+        "metrics": metrics,
+        "training": {
+            k: summary.get(k)
+            for k in ("steps", "wall_time_s", "session_steps_per_s", "hardware", "final_val_psnr", "config")
+        },
+    }
+
+
+def write_manifest(assets: Path, entries: list[dict]) -> None:
+    path = assets / hub.MANIFEST_NAME
+    old = json.loads(path.read_text()).get("models", []) if path.is_file() else []
+    keys = {(e["name"], e["scale"]) for e in entries}
+    merged = [e for e in old if (e["name"], e["scale"]) not in keys] + entries
+    merged.sort(key=lambda e: (e["scale"], e["name"]))
+    path.write_text(json.dumps({"models": merged}, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.release", description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="public model names with a finished run")
+    parser.add_argument("--scale", type=int, choices=SCALES, default=4)
+    parser.add_argument("--runs", default="runs", help="folder holding <name>_x<scale>/ runs")
+    parser.add_argument("--data", action="append", help="benchmark HR folder (repeatable); default Set5, Set14, B100")
+    parser.add_argument("--assets", default=str(hub.ASSETS_DIR), help="where shipped weights and the manifest go")
+    args = parser.parse_args(argv)
+    assets = Path(args.assets)
+    assets.mkdir(parents=True, exist_ok=True)
+    folders = [Path(d) for d in args.data] if args.data else default_data_dirs()
+    entries = []
+    for name in args.models:
+        run = Path(args.runs) / f"{name}_x{args.scale}"
+        trained = run / f"{name}_x{args.scale}.safetensors"
+        if not trained.is_file():
+            print(f"error: {trained} not found (train it first: python -m train --model {name})", file=sys.stderr)
+            return 2
+        summary_path = run / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        shipped = ship(name, args.scale, trained, assets)
+        model = hub.load_weights_file(shipped, name, args.scale)
+        metrics = evaluate_model(model, folders, args.scale, torch.device("cpu"))
+        entries.append(manifest_entry(name, args.scale, shipped, summary, metrics))
+        print(f"{name} x{args.scale}: {shipped} ({shipped.stat().st_size:,} bytes) {json.dumps(metrics)}")
+    write_manifest(assets, entries)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
