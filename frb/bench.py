@@ -73,7 +73,7 @@ def _torch_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, flo
     return {"nchw": round(nchw, 3), "channels_last": round(cl, 3), "best": round(min(nchw, cl), 3)}
 
 
-def _random_model(name: str, scale: int, seed: int) -> nn.Module:
+def random_model(name: str, scale: int, seed: int) -> nn.Module:
     """create_model with small random biases and method parameters on its binary layers."""
     torch.manual_seed(seed)
     model = create_model(name, scale).eval()
@@ -118,7 +118,7 @@ def _layer_times(size: int, repeats: int) -> dict[str, float]:
     """One fused binary body conv (ReActNet unit, then FRB's two bases) on (1, size, size, 64)."""
     out = {}
     for key, name in (("layer", "reactnet"), ("frb_layer", "frbc")):
-        block = _random_model(name, 2, 0).body[0]
+        block = random_model(name, 2, 0).body[0]
         l1, l2 = PackedLayer.from_layer(block.conv1), PackedLayer.from_layer(block.conv2)
         x = np.random.default_rng(0).standard_normal((1, size, size, 64), dtype=np.float32)
         bits = ops.input_bits(l2, x, 1)
@@ -144,7 +144,7 @@ def benchmark(repeats: int = 5, size: int = 128) -> dict[str, object]:
     ms["torch_body"] = _torch_ms(create_model("srresnet", 2).body, feat, repeats)
     feat_nhwc = np.ascontiguousarray(feat.permute(0, 2, 3, 1).numpy())
     for name in ("frbc", "reactnet"):
-        body = BitwiseSRResNet(_random_model(name, 2, 0))
+        body = BitwiseSRResNet(random_model(name, 2, 0))
         ms[f"body_{name}"] = round(_median_ms(lambda: body.body(feat_nhwc), repeats), 3)
 
     lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -152,7 +152,7 @@ def benchmark(repeats: int = 5, size: int = 128) -> dict[str, object]:
     layouts = {}
     for scale in (2, 4):
         ms[f"srresnet_x{scale}"] = _torch_ms(create_model("srresnet", scale), lr, repeats)
-        model = _random_model("frbc", scale, 1)
+        model = random_model("frbc", scale, 1)
         bitwise, fake = make_runner(model, "bitwise"), make_runner(model, "torch")
         ms[f"frbc_x{scale}"] = round(_median_ms(lambda: bitwise(lr), repeats), 3)
         reference = fake(lr)
@@ -166,7 +166,7 @@ def benchmark(repeats: int = 5, size: int = 128) -> dict[str, object]:
     exact["ok"] = all(e["max_level_diff"] <= 1 and e["fraction"] <= 1e-3 for e in exact.values())
     exact["torch_layouts"] = layouts
 
-    frbc_x4 = _random_model("frbc", 4, 1)
+    frbc_x4 = random_model("frbc", 4, 1)
     sizes = {
         "packed_frbc_bytes": _file_bytes(lambda p: save_packed(frbc_x4, p)),
         "packed_frbc_lossless_bytes": _file_bytes(lambda p: save_packed(frbc_x4, p, float_dtype="float32")),

@@ -1,6 +1,7 @@
 """Shared fixtures: the benchmark and training images live in ../shared/data (never copied into the repo)."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,20 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def set5_dir(data_root: Path) -> Path:
     return data_root / "benchmark" / "Set5" / "HR"
+
+
+@pytest.fixture(scope="session")
+def url():
+    """The demo app launched once on a free loopback port, for API and browser tests."""
+    pytest.importorskip("gradio")
+    from app.ui import build_demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

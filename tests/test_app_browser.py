@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,8 @@ pytestmark = pytest.mark.skipif(
 )
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("gradio")
-from app.ui import build_demo  # noqa: E402
 
 TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def url():
-    demo = build_demo()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

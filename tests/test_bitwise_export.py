@@ -12,17 +12,12 @@ from frb.bitwise import PackedFileError, load_packed, make_runner, pack_model, r
 from frb.bitwise.export import FrozenBases
 from frb.imaging import to_uint8
 from frb.layers import binary_layers
+from frb.bench import random_model
 from frb.models import create_model
 
 
 def _model(name: str, scale: int = 2) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = create_model(name, scale).eval()
-    with torch.no_grad():
-        for layer in binary_layers(model).values():
-            for p in [layer.bias, *layer.input_quantizer.parameters(), *layer.output.parameters()]:
-                p.add_(0.02 * torch.randn_like(p))
-    return model
+    return random_model(name, scale, seed=0)
 
 
 @pytest.fixture(scope="module")
