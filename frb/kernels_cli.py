@@ -27,8 +27,10 @@ def table_markdown(view: KernelView, scale: int) -> str:
     lines = [
         f"# Table 1: {view.model} x{scale}, layer `{view.layer}` (weights {'x'.join(map(str, view.weight_shape))})",
         "",
-        "Relative error sum|W - W_b| / sum|W| per output channel: vanilla binarization (mean|W_c| sign(W)) "
-        "against FRB's two bases; FRB improvement = 100 (1 - FRB error / vanilla error).",
+        (
+            "Relative error sum|W - W_b| / sum|W| per output channel: vanilla binarization (mean|W_c| sign(W)) "
+            "against FRB's two bases; FRB improvement = 100 (1 - FRB error / vanilla error)."
+        ),
         "",
     ]
     if view.notice:
