@@ -49,7 +49,7 @@ class TrainResult:
     model: nn.Module  # the trained student (not the EMA copy)
     losses: list[float]  # loss of every step of this session, averaged over ranks
     step: int
-    finished: bool  # reached cfg.steps (exported) rather than stopped early
+    finished: bool  # reached cfg.steps rather than stopped early (the weights are exported either way)
     summary: dict[str, Any] | None
 
 
@@ -282,8 +282,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     bar.close()
     session_s = time.time() - t0
 
-    if step < cfg.steps:
-        return TrainResult(model, losses, step, False, None)
+    # Export also when a time budget or --stop-at ended the session early: the weights of a
+    # budgeted run are its result (the summary says it did not reach cfg.steps).
+    finished = step >= cfg.steps
     final = ema.module if ema is not None else model
     summary = None
     if rank == 0:
@@ -291,7 +292,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         export_weights(final, weights, {"model": cfg.model, "scale": str(cfg.scale), "num_block": str(cfg.num_block)})
         summary = {
             "model": cfg.model, "scale": cfg.scale, "weights": str(weights), "ema": ema is not None,
-            "steps": step, "wall_time_s": round(elapsed_before + session_s, 1),
+            "steps": step, "finished": finished, "wall_time_s": round(elapsed_before + session_s, 1),
             "session_steps_per_s": round((step - start_step) / session_s, 3) if step > start_step else None,
             "hardware": hardware(device, world),
             "final_val_psnr": val_history[-1][1] if val_history else None, "val_data": cfg.val_data,
@@ -299,7 +300,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         }
         write_json(out / "summary.json", summary)
         log(f"exported {weights}")
-    return TrainResult(model, losses, step, True, summary)
+    return TrainResult(model, losses, step, finished, summary)
 
 
 def _append_log(path: Path, step: int, means: list[float], lr: float, elapsed: float) -> None:
