@@ -55,9 +55,14 @@ def revision(explicit: str | None = None) -> str:
     return explicit or os.environ.get(REVISION_ENV) or DEFAULT_REVISION
 
 
-def read_manifest(assets: Path = ASSETS_DIR) -> list[dict]:
+def _assets(assets: Path | None) -> Path:
+    """The weights folder: the given one, else the module's ASSETS_DIR (read at call time)."""
+    return Path(assets) if assets is not None else ASSETS_DIR
+
+
+def read_manifest(assets: Path | None = None) -> list[dict]:
     """The manifest's model entries; [] when there is no manifest."""
-    path = Path(assets) / MANIFEST_NAME
+    path = _assets(assets) / MANIFEST_NAME
     if not path.is_file():
         return []
     try:
@@ -67,7 +72,7 @@ def read_manifest(assets: Path = ASSETS_DIR) -> list[dict]:
     return [m for m in models if isinstance(m, dict) and {"name", "scale", "file", "sha256"} <= m.keys()]
 
 
-def manifest_entry(name: str, scale: int, assets: Path = ASSETS_DIR) -> dict | None:
+def manifest_entry(name: str, scale: int, assets: Path | None = None) -> dict | None:
     for entry in read_manifest(assets):
         if entry["name"] == name and int(entry["scale"]) == scale:
             return entry
@@ -97,9 +102,10 @@ def resolve(
     scale: int,
     repo: str | None = None,
     rev: str | None = None,
-    assets: Path = ASSETS_DIR,
+    assets: Path | None = None,
 ) -> Resolved:
     """Find verified weights for ``name`` at ``scale``; never raises for a missing or bad file."""
+    assets = _assets(assets)
     entry = manifest_entry(name, scale, assets)
     if entry is None:
         return Resolved(name, scale, "none", None, {}, (f"no trained weights bundled for {name} x{scale}",))
@@ -192,10 +198,11 @@ def model_card(entries: list[dict]) -> str:
     return MODEL_CARD.format(rows="\n".join(rows))
 
 
-def push(repo: str | None = None, assets: Path = ASSETS_DIR, token: str | None = None) -> str:
+def push(repo: str | None = None, assets: Path | None = None, token: str | None = None) -> str:
     """Publish ``assets`` (weights, manifest, model card) to a Hub model repo; returns the commit id."""
     from huggingface_hub import HfApi
 
+    assets = _assets(assets)
     entries = read_manifest(assets)
     if not entries:
         raise WeightsError(f"nothing to publish: {Path(assets) / MANIFEST_NAME} lists no weights")
