@@ -1,7 +1,7 @@
 """The one place that picks how a model runs: the bitwise CPU engine or plain torch.
 
-Binarized models default to the bitwise engine (``frb.bitwise``); when it is missing or cannot run
-a model, the torch forward is used and a notice says so. Full-precision models always run in torch.
+Binarized models default to the bitwise engine (``frb.bitwise``); when it cannot run a model, the
+torch forward is used and a notice says so. Full-precision models always run in torch.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from frb.bitwise import make_runner
 from frb.models import ModelSpec
 
 BACKENDS = ("bitwise", "torch")
@@ -23,10 +24,6 @@ _runners: "weakref.WeakKeyDictionary[nn.Module, Forward | str]" = weakref.WeakKe
 
 def _make_bitwise(model: nn.Module) -> Forward | str:
     """A bitwise runner for ``model``, or the reason there is none."""
-    try:
-        from frb.bitwise import make_runner
-    except ImportError:
-        return "the bitwise engine (frb.bitwise) is not available in this build"
     try:
         return make_runner(model, "bitwise")
     except (NotImplementedError, ValueError, TypeError) as exc:
@@ -47,12 +44,3 @@ def select_forward(model: nn.Module, spec: ModelSpec, backend: str) -> tuple[For
         return model, "torch", f"{spec.title}: {runner}; ran with torch instead"
     return runner, "bitwise", ""
 
-
-def warmup() -> str:
-    """Compile the bitwise kernels once (numba JIT) so the first request is fast; a notice if unavailable."""
-    try:
-        from frb.bitwise import warmup as bitwise_warmup
-    except ImportError:
-        return "bitwise engine not available: binarized models run with torch"
-    bitwise_warmup()
-    return ""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.backend import select_forward, warmup as backend_warmup
+from app.backend import select_forward
 from app.catalog import cost
 from app.weights import load_model
 from frb.imaging import ImageError, ImageTooLargeError, make_lr, to_tensor, to_uint8
@@ -265,9 +265,10 @@ def named_images(comparison: Comparison) -> dict[str, np.ndarray]:
 
 
 def warm_up(scale: int = 4, backend: str = "bitwise") -> list[str]:
-    """Build every model at ``scale``, compile the bitwise kernels and pack the binarized models,
-    then run each once on a tiny input, so that no request pays for a first call."""
-    notices = [backend_warmup()]
+    """Build every model at ``scale``, pack the binarized ones for the bitwise engine and run each
+    once on a tiny input (which compiles, or loads from numba's cache, every kernel they use), so
+    that no request pays for a first call."""
+    notices: list[str] = []
     x = torch.rand(1, 3, 16, 16)
     for name, spec in MODELS.items():
         model, weights_notice = load_model(name, scale)

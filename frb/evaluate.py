@@ -154,9 +154,7 @@ def build_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
         return create_model(name, scale).eval()
     if weights is None:
         raise ValueError(f"model {name!r} x{scale} has no bundled weights; pass --weights FILE")
-    with safe_open(str(weights), "pt") as f:
-        packed = (f.metadata() or {}).get("format") == "frb-packed"
-    if packed:
+    if hub.weights_metadata(Path(weights)).get("format") == "frb-packed":
         return hub.load_weights_file(Path(weights), name, scale)
     model = create_model(name, scale)
     load_weights(model, weights)

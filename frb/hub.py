@@ -31,7 +31,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
 MANIFEST_NAME = "manifest.json"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ValueError):
     """No usable weights for a model: the message says what was tried."""
 
 
@@ -136,21 +136,33 @@ def resolve(
     return Resolved(name, scale, "none", None, entry, tuple(notices))
 
 
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of a weights file; ``WeightsError`` when it is no safetensors file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata() or {}
+    except SafetensorError as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
 def load_weights_file(path: Path, name: str, scale: int) -> nn.Module:
     """Build ``name`` x``scale`` from a verified weights file (packed binary or float state dict)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from frb.models import create_model
 
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") == "frb-packed":
+    if weights_metadata(path).get("format") == "frb-packed":
         from frb.bitwise.export import load_packed
 
         return load_packed(path, name, scale)
     model = create_model(name, scale)
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    try:
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+    except SafetensorError as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -31,6 +31,14 @@ class _BinaryMixin:
         self.output = method.output(in_ch, out_ch, channel_dim)
         self.reset_method_parameters()
 
+    def _copy_float(self, float_layer: nn.Module) -> None:
+        """Take the float layer's weight and bias, then initialise the method's parts from them."""
+        with torch.no_grad():
+            self.weight.copy_(float_layer.weight)
+            if float_layer.bias is not None:
+                self.bias.copy_(float_layer.bias)
+        self.reset_method_parameters()
+
     def reset_method_parameters(self) -> None:
         """Initialise the method's learnable parts that depend on the current weights."""
         self.weight_quantizer.reset_from_weight(self.weight.detach())
@@ -85,11 +93,7 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
             padding=conv.padding[0],
             bias=conv.bias is not None,
         ).to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
-        layer.reset_method_parameters()
+        layer._copy_float(conv)
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
@@ -113,11 +117,7 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         layer = cls(linear.in_features, linear.out_features, method, bias=linear.bias is not None).to(
             device=linear.weight.device, dtype=linear.weight.dtype
         )
-        with torch.no_grad():
-            layer.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                layer.bias.copy_(linear.bias)
-        layer.reset_method_parameters()
+        layer._copy_float(linear)
         return layer
 
     def forward(self, x: Tensor) -> Tensor:

@@ -112,11 +112,14 @@ def test_missing_weights_raise_a_clear_error(tmp_path, monkeypatch):
         hub.read_manifest(tmp_path)
 
 
-def test_weights_of_another_model_are_refused(tmp_path):
+def test_weights_of_another_model_or_no_safetensors_are_refused(tmp_path):
     path = tmp_path / "w.safetensors"
     trained_file(path)
     with pytest.raises(hub.WeightsError, match="does not fit srresnet x4"):
         hub.load_weights_file(path, "srresnet", 4)
+    path.write_bytes(b"garbage")
+    with pytest.raises(hub.WeightsError, match="is not a readable safetensors file"):
+        hub.load_weights_file(path, "srresnet", 2)
 
 
 def test_repo_id_and_revision_come_from_argument_env_or_default(monkeypatch):
