@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from train.checkpoint import load_checkpoint
 from train.data import CropSampler
 from train.distill import FeatureRecorder, attention_map, dbt_loss
-from train.loop import TrainingDiverged, build_architecture, build_models, lr_factor, train
+from train.loop import TrainingDiverged, build_architecture, build_models, init_matching, lr_factor, train
 from train.presets import TrainConfig, config_from_args
 
 
@@ -210,3 +210,23 @@ def test_learning_rate_schedule():
     steps = TrainConfig(steps=100, schedule="multistep", milestones=[0.5, 0.8], gamma=0.5)
     assert [lr_factor(steps, s) for s in (0, 49, 50, 79, 80, 99)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     assert all(math.isfinite(lr_factor(cfg, s)) for s in range(0, 200, 7))
+
+
+def test_init_carries_head_and_body_over_from_another_scale(tmp_path):
+    torch.manual_seed(0)
+    x2 = build_architecture("srresnet", 2, 2)
+    save_file({k: v.contiguous() for k, v in x2.state_dict().items()}, str(tmp_path / "x2.safetensors"))
+    torch.manual_seed(1)
+    x4 = build_architecture("srresnet", 4, 2)
+    fresh = {k: v.clone() for k, v in x4.state_dict().items()}
+    kept = init_matching(x4, tmp_path / "x2.safetensors")
+    assert kept == ["upconv2.bias", "upconv2.weight"]  # the x4-only second upsampling stage
+    for k, v in x4.state_dict().items():
+        assert torch.equal(v, fresh[k] if k in kept else x2.state_dict()[k]), k
+    save_file({"other": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="share no tensor"):
+        init_matching(x4, tmp_path / "other.safetensors")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        init_matching(x4, tmp_path / "missing.safetensors")
+    with pytest.raises(SystemExit):
+        config_from_args(["--model", "bnn", "--init", str(tmp_path / "x2.safetensors")])

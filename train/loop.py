@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -37,6 +38,7 @@ from train.ema import EMA
 from train.presets import TrainConfig
 
 ADAM_BETAS = (0.9, 0.99)  # BasicSR's choice for SR
+STEADY_AFTER = 3  # steps left out of steady_steps_per_s (first-step allocation, torch.compile)
 RUN_DEFINING_FIELDS = ("model", "scale", "num_block", "srb", "batch")
 
 
@@ -80,6 +82,8 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     if spec.binary:
         binarize(student, spec.method, **({"second_order": cfg.srb} if spec.method == "frb" else {}))
     student.spec = spec
+    if cfg.init:
+        init_matching(student, cfg.init)
     if not cfg.teacher:
         return student, None
     if not Path(cfg.teacher).is_file():
@@ -92,6 +96,22 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     load_weights(teacher, cfg.teacher)
     load_full_precision(student, teacher.state_dict())
     return student, teacher.eval().requires_grad_(False) if cfg.dbt else None
+
+
+def init_matching(model: nn.Module, path: str | Path) -> list[str]:
+    """Copy the tensors of ``path`` whose name and shape match ``model``'s; returns the names kept as they were.
+
+    This starts x2 from x4 (or the reverse): head and body carry over, the upsampler (whose
+    shapes depend on the scale) keeps its initialisation. No tensor in common is an error.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--init weights {path} not found")
+    own = model.state_dict()
+    given = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
+    if not given:
+        raise ValueError(f"--init weights {path} share no tensor (name and shape) with {type(model).__name__}")
+    model.load_state_dict(given, strict=False)
+    return sorted(set(own) - set(given))
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -224,6 +244,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     log_rows: list[list[float]] = []
     t0 = time.time()
     start_step = step
+    t_steady = None  # time after the first STEADY_AFTER steps of this session (allocation, compilation)
     bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=rank != 0, dynamic_ncols=True)
     model.train()
     while step < stop_step:
@@ -262,6 +283,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         if ema is not None:
             ema.update(model)
         step += 1
+        if step - start_step == STEADY_AFTER:
+            t_steady = time.time()
 
         losses.append(loss_v)
         log_rows.append([loss_v, l1_v, dbt_v])
@@ -280,7 +303,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             log(f"stopped after {cfg.max_minutes} min at step {step}; continue with --resume")
             break
     bar.close()
-    session_s = time.time() - t0
+    t_end = time.time()
+    session_s = t_end - t0
 
     # Export also when a time budget or --stop-at ended the session early: the weights of a
     # budgeted run are its result (the summary says it did not reach cfg.steps).
@@ -294,6 +318,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "model": cfg.model, "scale": cfg.scale, "weights": str(weights), "ema": ema is not None,
             "steps": step, "finished": finished, "wall_time_s": round(elapsed_before + session_s, 1),
             "session_steps_per_s": round((step - start_step) / session_s, 3) if step > start_step else None,
+            "steady_steps_per_s": round((step - start_step - STEADY_AFTER) / (t_end - t_steady), 3) if t_steady and t_end > t_steady else None,
             "hardware": hardware(device, world),
             "final_val_psnr": val_history[-1][1] if val_history else None, "val_data": cfg.val_data,
             "val_history": val_history, "config": asdict(cfg),

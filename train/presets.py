@@ -35,6 +35,8 @@ class TrainConfig:
     dbt: bool = _opt(False, "distillation-guided binarization training from the frozen --teacher")
     dbt_weight: float = _opt(1.0, "lambda in loss = L1 + lambda * loss_dbt")
     teacher: str = _opt("", "full-precision safetensors weights: initialise a binary student, DBT teacher")
+    init: str = _opt("", "full-precision models: start from these safetensors weights; tensors whose shape "
+                         "differs (another scale's upsampler) keep their random initialisation")
     data: list[str] = _opt([str(SHARED_DATA / "train" / s) for s in TRAIN_SETS], "folders of HR training images")
     val_data: str = _opt(str(SHARED_DATA / "benchmark" / "Set5" / "HR"), "HR folder for validation ('' = none)")
     lr_patch: int = _opt(48, "LR patch side; HR crops are lr_patch * scale")
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError("--no-srb applies to the FRB models (frbc, frbt) only")
         if self.dbt and not spec.binary:
             raise ValueError(f"DBT trains a binarized student; {self.model} is full precision")
+        if self.init and spec.binary:
+            raise ValueError("--init is for full-precision models; a binary student starts from --teacher")
         if self.dbt and not self.teacher:
             raise ValueError("DBT needs --teacher (full-precision weights of the same architecture)")
         if not self.out_dir:
