@@ -195,18 +195,30 @@ safetensors state dicts; binary models use frb-sr's packed format (sign bits and
 no latent weights). `manifest.json` lists every file with its sha256, training summary and measured
 PSNR/SSIM (Y channel, border crop = scale, MATLAB-style bicubic LR).
 
-| model | scale | file | Set5 PSNR / SSIM | trained on |
-|---|---|---|---|---|
+Training data: T91, BSD200 and BSDS500-test200 (no DIV2K); the compute column is what each model got.
+
+| model | scale | file | Set5 | Set14 | B100 | compute |
+|---|---|---|---|---|---|---|
 {rows}
 """
+
+
+def compute_used(training: dict) -> str:
+    """'800 steps, 21 min, 2 CPU cores (AMD EPYC)' from a manifest entry's training summary."""
+    hw = training.get("hardware") or {}
+    if not training.get("steps"):
+        return "-"
+    where = f"{hw.get('cpu_count')} CPU cores" if hw.get("device") == "cpu" else f"{hw.get('world_size', 1)} GPU"
+    name = f" ({hw['device_name']})" if hw.get("device_name") else ""
+    return f"{training['steps']:,} steps, {training.get('wall_time_s', 0) / 60:.0f} min, {where}{name}"
 
 
 def model_card(entries: list[dict]) -> str:
     rows = []
     for e in entries:
-        set5 = e.get("metrics", {}).get("Set5", {})
-        score = f"{set5['psnr']:.2f} / {set5['ssim']:.4f}" if set5 else "-"
-        rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {score} | {e.get('training', {}).get('hardware', '-')} |")
+        metrics = e.get("metrics", {})
+        scores = [f"{metrics[s]['psnr']:.2f} / {metrics[s]['ssim']:.4f}" if s in metrics else "-" for s in ("Set5", "Set14", "B100")]
+        rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {' | '.join(scores)} | {compute_used(e.get('training', {}))} |")
     return MODEL_CARD.format(rows="\n".join(rows))
 
 

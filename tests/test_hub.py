@@ -158,3 +158,13 @@ def test_push_uploads_the_verified_folder_with_a_model_card(tmp_path, monkeypatc
     (assets / "srresnet_x2.safetensors").write_bytes(b"changed")
     with pytest.raises(hub.WeightsError, match="does not match its manifest sha256"):
         hub.push("me/weights", assets=assets)
+
+
+def test_model_card_states_scores_and_the_compute_each_model_got():
+    entry = {"name": "frbc", "scale": 4, "file": "frbc_x4.safetensors", "sha256": "0" * 64,
+             "metrics": {"Set5": {"psnr": 29.494, "ssim": 0.83981}},
+             "training": {"steps": 800, "wall_time_s": 1264.7, "hardware": {"device": "cpu", "cpu_count": 2, "device_name": "AMD EPYC"}}}
+    gpu = {**entry, "scale": 2, "training": {"steps": 9000, "wall_time_s": 120, "hardware": {"device": "cuda", "world_size": 1, "device_name": "NVIDIA H200"}}}
+    card = hub.model_card([entry, gpu, {**entry, "training": {}}])
+    assert "| frbc | x4 | frbc_x4.safetensors | 29.49 / 0.8398 | - | - | 800 steps, 21 min, 2 CPU cores (AMD EPYC) |" in card
+    assert "9,000 steps, 2 min, 1 GPU (NVIDIA H200) |" in card and card.rstrip().endswith("| - | - | - |")

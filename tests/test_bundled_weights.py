@@ -1,0 +1,35 @@
+"""The shipped weights themselves: complete, intact, loadable offline, and scoring what the manifest says."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from frb import hub
+from frb.evaluate import evaluate_model
+from frb.models import MODELS
+
+ENTRIES = hub.read_manifest()
+TRAINABLE = [name for name, spec in MODELS.items() if spec.arch != "bicubic"]
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_every_trainable_model_ships_weights_at_x2_and_x4(scale):
+    shipped = {e["name"] for e in ENTRIES if int(e["scale"]) == scale}
+    assert sorted(set(TRAINABLE) - shipped) == []
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e['name']}_x{e['scale']}")
+def test_shipped_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_dir):
+    found = hub.resolve(entry["name"], int(entry["scale"]))
+    assert found.source == "bundled" and not found.notices
+    assert found.path.stat().st_size == entry["bytes"]
+    assert hub.weights_metadata(found.path).get("format", "") == ("frb-packed" if entry["format"] == "frb-packed" else "")
+    model = hub.load_weights_file(found.path, entry["name"], int(entry["scale"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        scores = evaluate_model(model, [set5_dir], int(entry["scale"]), torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert scores["Set5"]["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
+    assert scores["Set5"]["ssim"] == pytest.approx(entry["metrics"]["Set5"]["ssim"], abs=1e-4)
