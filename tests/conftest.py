@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -36,3 +37,12 @@ def url():
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on shared cores, two OpenMP threads stall each other for seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

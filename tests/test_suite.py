@@ -5,7 +5,6 @@ import json
 import tarfile
 
 import pytest
-import torch
 from PIL import Image
 
 from frb import hub
@@ -13,13 +12,7 @@ from frb.imaging import load_image
 from train.suite import SHARES, main, plan
 from train.presets import config_from_args
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_plan_sizes_steps_to_the_budget_and_warms_binary_students_up():

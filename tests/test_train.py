@@ -22,13 +22,7 @@ from train.loop import TrainingDiverged, build_architecture, build_models, init_
 from train.presets import TrainConfig, config_from_args
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on shared cores, two OpenMP threads stall each other for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:

@@ -58,6 +58,15 @@ def manifest_entry(name: str, scale: int, shipped: Path, summary: dict, metrics:
     }
 
 
+def release(name: str, scale: int, trained: Path, summary: dict, assets: Path, benchmarks: list[Path],
+            device: torch.device = torch.device("cpu")) -> dict:
+    """Ship ``trained``, score the shipped file on ``benchmarks``; returns its manifest entry (not yet written)."""
+    shipped = ship(name, scale, trained, assets)
+    model = hub.load_weights_file(shipped, name, scale)
+    metrics = evaluate_model(model, benchmarks, scale, device)
+    return manifest_entry(name, scale, shipped, summary, metrics)
+
+
 def write_manifest(assets: Path, entries: list[dict]) -> None:
     path = assets / hub.MANIFEST_NAME
     old = json.loads(path.read_text()).get("models", []) if path.is_file() else []
@@ -87,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summary_path = run / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        shipped = ship(name, args.scale, trained, assets)
-        model = hub.load_weights_file(shipped, name, args.scale)
-        metrics = evaluate_model(model, folders, args.scale, torch.device("cpu"))
-        entries.append(manifest_entry(name, args.scale, shipped, summary, metrics))
-        print(f"{name} x{args.scale}: {shipped} ({shipped.stat().st_size:,} bytes) {json.dumps(metrics)}")
+        entries.append(release(name, args.scale, trained, summary, assets, folders))
+        e = entries[-1]
+        print(f"{name} x{args.scale}: {assets / e['file']} ({e['bytes']:,} bytes) {json.dumps(e['metrics'])}")
     write_manifest(assets, entries)
     return 0
 

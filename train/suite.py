@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 
 from frb import hub
-from frb.evaluate import default_data_dirs, evaluate_model, weights_file_name
+from frb.evaluate import default_data_dirs, weights_file_name
 from frb.models import SCALES, get_spec
 from train.checkpoint import write_json
 from train.loop import resolve_device, train
 from train.presets import TrainConfig, config_from_args
-from train.release import manifest_entry, ship, write_manifest
+from train.release import release, write_manifest
 
 # Budget shares, in training order: teachers first, then their students.
 SHARES = {
@@ -83,14 +83,10 @@ def plan(cfg: TrainConfig, rate: float, seconds: float) -> TrainConfig:
 def run_model(cfg: TrainConfig, assets: Path, benchmarks: list[Path], device: torch.device) -> dict:
     """Train, ship, evaluate as shipped; returns the result written to ``<run>/result.json``."""
     summary = train(cfg).summary
-    run = Path(cfg.out_dir)
-    shipped = ship(cfg.model, cfg.scale, Path(summary["weights"]), assets)
-    model = hub.load_weights_file(shipped, cfg.model, cfg.scale)
-    metrics = evaluate_model(model, benchmarks, cfg.scale, device)
-    entry = manifest_entry(cfg.model, cfg.scale, shipped, summary, metrics)
+    entry = release(cfg.model, cfg.scale, Path(summary["weights"]), summary, assets, benchmarks, device)
     write_manifest(assets, [entry])
     result = {**entry, "finished": summary["finished"], "steady_steps_per_s": summary["steady_steps_per_s"]}
-    write_json(run / "result.json", result)
+    write_json(Path(cfg.out_dir) / "result.json", result)
     return result
 
 
