@@ -47,3 +47,9 @@ def test_suite_trains_ships_scores_and_archives_a_teacher_and_its_student(tmp_pa
     capsys.readouterr()
     assert main(args) == 0  # a second call finds both results and trains nothing
     assert capsys.readouterr().out.count("skipped") == 2
+
+
+def test_a_student_without_its_teacher_stops_with_a_one_line_error(tmp_path, capsys):
+    assert main(["--scale", "2", "--minutes", "0.05", "--models", "bnn", "--runs", str(tmp_path / "runs"),
+                 "--assets", str(tmp_path / "assets"), "--device", "cpu"]) == 1
+    assert "teacher weights" in capsys.readouterr().err and not (tmp_path / "assets" / "bnn_x2.safetensors").exists()

@@ -36,7 +36,7 @@ from frb import hub
 from frb.evaluate import default_data_dirs, weights_file_name
 from frb.models import SCALES, get_spec
 from train.checkpoint import write_json
-from train.loop import resolve_device, train
+from train.loop import TrainingDiverged, resolve_device, train
 from train.presets import TrainConfig, config_from_args
 from train.release import release, write_manifest
 
@@ -91,6 +91,15 @@ def run_model(cfg: TrainConfig, assets: Path, benchmarks: list[Path], device: to
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the set; exit status 1 with a one-line error when a run cannot start or diverges."""
+    try:
+        return train_set(argv)
+    except (FileNotFoundError, FileExistsError, TrainingDiverged) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def train_set(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.suite", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, choices=SCALES, default=4)
     parser.add_argument("--minutes", type=float, required=True, help="training budget of the whole set (evaluation not included)")
