@@ -9,6 +9,7 @@ import torch
 
 from app.weights import find_weights
 from frb.cost import Cost, count_cost
+from frb.hub import compute_used
 from frb.models import MODELS, create_model
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[1] / "frb" / "data" / "published_results.csv"
@@ -16,7 +17,7 @@ BENCHMARK = "Set5"
 
 MODEL_HEADERS = [
     "model", "group", "params K", "ops G", "weights", "bytes", f"{BENCHMARK} measured",
-    f"{BENCHMARK} published", "published in", "bitwise speed-up",
+    f"{BENCHMARK} published", "published in", "bitwise speed-up", "compute (ledger)",
 ]
 
 
@@ -87,5 +88,6 @@ def model_rows(scale: int) -> list[list]:
             f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "—",
             pub[2] if pub else "—",
             f"{float(speedup):.1f}x" if speedup else "—",
+            "—" if spec.arch == "bicubic" else compute_used(info.entry),
         ])
     return rows

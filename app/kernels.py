@@ -1,15 +1,21 @@
 """Kernel grids of one binary layer: full precision vs vanilla binarization vs FRB's two bases.
 
-For the first output channels of a layer, each channel's kernel (in_channels x k x k) is laid out
-as one image: the input channels as a near-square grid of k x k tiles (64 channels of a 3x3 conv:
-8x8 tiles, a 24x24 image; a linear layer's weights are 1x1 tiles). Three rows share one colour scale:
+As in the FRB paper's Fig. 1 and supplementary Table 1, W is the *full-precision* kernel the
+binarized model starts from: the same layer of its backbone's trained full-precision model
+(SRResNet for the binarized SRResNets, SwinIR-S for FRBT), never the shipped binary weights
+(packed files hold no latent weights). For the first output channels, each channel's kernel
+(in_channels x k x k) is laid out as one image: the input channels as a near-square grid of k x k
+tiles (64 channels of a 3x3 conv: 8x8 tiles, a 24x24 image; a linear layer's weights are 1x1
+tiles). Rows:
 
-* full precision: the latent weights W of the layer (the teacher's weights, before binarization);
+* full precision: the teacher's W;
 * vanilla: mean|W_c| * sign(W), per output channel c (first-order, DoReFa-style, ``ChannelMeanSign``);
-* FRB: alpha1 sign(W) + alpha2 sign(W - alpha1 sign(W)) (``SecondOrderResidualSign``, two bases).
+* FRB: alpha1 sign(W) + alpha2 sign(W - alpha1 sign(W)) (``SecondOrderResidualSign``, two bases);
+* separately, on its own colour scale: the trained binarized model's stored W_b (what it runs).
 
-The table gives, per channel, the relative error sum|W - W_b| / sum|W| of both and FRB's
-improvement 100 * (1 - err_FRB / err_vanilla). No Gradio here; the command line can reuse it.
+The first three share one colour scale. The table gives, per channel, the relative error
+sum|W - W_b| / sum|W| of vanilla and FRB binarization of W and FRB's improvement
+100 * (1 - err_FRB / err_vanilla). No Gradio here; the command line can reuse it.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from frb.models import MODELS, create_model, get_spec
 DEFAULT_LAYER = "body.0.conv1"
 NUM_CHANNELS = 12
 ROW_LABELS = ("full precision W", "vanilla: mean|W_c| sign(W)", "FRB: two bases")
+STORED_LABEL = "trained {model}: stored W_b"
+TEACHERS = {"srresnet": "srresnet", "swinir": "swinir_s"}  # backbone -> its full-precision model
 TABLE_HEADERS = ["output channel", "vanilla error", "FRB error", "FRB improvement (%)"]
 
 CELL = 4  # screen pixels per weight
@@ -116,8 +124,12 @@ def _font(size: int = 13) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def render_figure(grids: list[list[np.ndarray]], labels: tuple[str, ...], vmax: float, channels: list[int]) -> np.ndarray:
-    """Rows of kernel grids (same shapes) as one uint8 RGB figure with labels and a colour bar."""
+def render_figure(grids: list[list[np.ndarray]], labels: tuple[str, ...], vmax: float, channels: list[int],
+                  row_vmax: tuple[float, ...] = ()) -> np.ndarray:
+    """Rows of kernel grids (same shapes) as one uint8 RGB figure with labels and a colour bar for ``vmax``.
+
+    ``row_vmax[i]``, where given, is row i's own colour scale (its label should say so).
+    """
     gh, gw = grids[0][0].shape
     tile_h, tile_w = gh * CELL, gw * CELL
     width = LABEL_W + len(grids[0]) * (tile_w + GAP) + GAP
@@ -130,8 +142,9 @@ def render_figure(grids: list[list[np.ndarray]], labels: tuple[str, ...], vmax: 
     for i, (label, row) in enumerate(zip(labels, grids)):
         top = HEADER_H + i * (tile_h + GAP)
         draw.text((6, top + tile_h // 2 - 7), label, fill="black", font=font)
+        scale = row_vmax[i] if i < len(row_vmax) else vmax
         for j, grid in enumerate(row):
-            tile = colorize(grid, vmax).repeat(CELL, axis=0).repeat(CELL, axis=1)
+            tile = colorize(grid, scale).repeat(CELL, axis=0).repeat(CELL, axis=1)
             canvas.paste(Image.fromarray(tile), (LABEL_W + j * (tile_w + GAP), top))
     bar_top = height - BAR_H + 8
     bar_w = min(360, width - LABEL_W - GAP)
@@ -157,8 +170,17 @@ class KernelView:
     notice: str
 
 
-def layer_weight(model_name: str, layer: str | None, scale: int = 4) -> tuple[str, Tensor, str]:
-    """(layer name, its latent float weights as (out, in, k, k), weights notice)."""
+def _as_conv(w: Tensor) -> Tensor:
+    w = w.detach().float()
+    return w[:, :, None, None] if w.dim() == 2 else w
+
+
+def layer_weights(model_name: str, layer: str | None, scale: int = 4) -> tuple[str, Tensor, Tensor, str]:
+    """(layer name, the full-precision teacher's W, the binarized model's stored W_b, notices).
+
+    Both as (out, in, k, k). W comes from the trained full-precision model of the backbone
+    (``TEACHERS``), whose layer of the same name the binarized model was initialised from.
+    """
     spec = get_spec(model_name)
     if not spec.binary:
         raise ValueError(f"{model_name} is full precision; choose a binarized model: {binarized_model_names()}")
@@ -167,18 +189,23 @@ def layer_weight(model_name: str, layer: str | None, scale: int = 4) -> tuple[st
     layer = layer or default_layer(model_name, scale)
     if layer not in layers:
         raise ValueError(f"{model_name} has no binary layer {layer!r}; e.g. {list(layers)[:4]}")
-    w = layers[layer].weight.detach().float()
-    return layer, (w[:, :, None, None] if w.dim() == 2 else w), notice
+    teacher, teacher_notice = load_model(TEACHERS[spec.arch], scale)
+    with torch.no_grad():
+        stored = _as_conv(layers[layer].binary_weight())
+    notices = "\n".join(n for n in (teacher_notice, notice) if n)
+    return layer, _as_conv(teacher.get_submodule(layer).weight), stored, notices
 
 
 def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, channels: int = NUM_CHANNELS) -> KernelView:
     """Kernel grids and relative errors of ``layer`` (default: ``default_layer``) of a binarized model."""
-    layer, w, notice = layer_weight(model_name, layer, scale)
+    layer, w, stored, notice = layer_weights(model_name, layer, scale)
     vanilla, frb = (t.numpy().astype(np.float64) for t in binarize_weights(w))
     w_np = w.numpy().astype(np.float64)
     shown = list(range(min(channels, len(w_np))))
     rows_of_kernels = [w_np[shown], vanilla[shown], frb[shown]]
     vmax = float(max(np.abs(k).max() for k in rows_of_kernels)) or 1.0
-    grids = [[kernel_image(k) for k in kernels] for kernels in rows_of_kernels]
-    figure = render_figure(grids, ROW_LABELS, vmax, shown)
+    own = stored.numpy().astype(np.float64)[shown]
+    grids = [[kernel_image(k) for k in kernels] for kernels in rows_of_kernels + [own]]
+    labels = ROW_LABELS + (STORED_LABEL.format(model=model_name) + " (own scale)",)
+    figure = render_figure(grids, labels, vmax, shown, row_vmax=(vmax, vmax, vmax, float(np.abs(own).max()) or 1.0))
     return KernelView(model_name, layer, tuple(w.shape), figure, error_rows(w_np, vanilla, frb), notice)

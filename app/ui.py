@@ -27,11 +27,13 @@ binarized baselines (BNN, DoReFa, Bi-Real, IR-Net, BAM, BTM, ReActNet). Binarize
 bitwise XNOR-popcount CPU engine by default. Outputs are lossless PNG."""
 
 KERNELS_INTRO = """For one binary layer, each output channel's kernel (64 input channels x 3x3, laid out as an
-8x8 grid of 3x3 tiles: a 24x24 image) in three rows on one colour scale: the **full-precision latent
-weights W** (what the full-precision teacher hands over), the **vanilla binarization**
-mean|W_c|·sign(W) per output channel (the first-order, DoReFa-style baseline) and **FRB**'s two binary
-bases α1·sign(W) + α2·sign(W − α1·sign(W)). The table gives Σ|W − W_b| / Σ|W| per channel and FRB's
-improvement (the paper reports 22–44 % on SRResNet)."""
+8x8 grid of 3x3 tiles: a 24x24 image). Three rows on one colour scale: the **full-precision W** of the
+same layer of the trained full-precision teacher (SRResNet, or SwinIR-S for FRBT), which the binarized
+model starts from; its **vanilla binarization** mean|W_c|·sign(W) per output channel (the first-order,
+DoReFa-style baseline); and **FRB**'s two binary bases α1·sign(W) + α2·sign(W − α1·sign(W)). A fourth
+row, on its own colour scale, shows the trained binarized model's stored binary kernel W_b. The table
+gives Σ|W − W_b| / Σ|W| per channel for vanilla and FRB binarization of W and FRB's improvement (the
+paper's supplement, Table 1: 22–44 % on SRResNet)."""
 
 
 class ImageUpload(gr.Image):

@@ -59,17 +59,21 @@ def approx_sign(x: Tensor) -> Tensor:
     return _with_surrogate(x, 2 * xc - xc * xc.abs())
 
 
-def ede_parameters(progress: float, t_min: float = 0.1, t_max: float = 10.0) -> tuple[float, float]:
+def ede_parameters(progress: float | Tensor, t_min: float = 0.1, t_max: float = 10.0) -> tuple:
     """IR-Net's Error Decay Estimator schedule (Qin et al. 2020, Eq. 12).
 
-    t = t_min * 10^(progress * log10(t_max / t_min)),  k = max(1 / t, 1),  progress in [0, 1].
+    t = t_min * (t_max / t_min)^progress,  k = max(1 / t, 1),  progress clamped to [0, 1].
+    A tensor ``progress`` gives tensors (so a compiled model does not recompile as it changes).
     """
+    if isinstance(progress, Tensor):
+        t = t_min * torch.pow(t_max / t_min, progress.clamp(0.0, 1.0))
+        return t, (1.0 / t).clamp_min(1.0)
     p = min(max(progress, 0.0), 1.0)
     t = t_min * 10 ** (p * math.log10(t_max / t_min))
     return t, max(1.0 / t, 1.0)
 
 
-def ede_sign(x: Tensor, progress: float) -> Tensor:
+def ede_sign(x: Tensor, progress: float | Tensor) -> Tensor:
     """Sign with IR-Net's EDE gradient: d/dx = k t (1 - tanh^2(t x)), (t, k) = ede_parameters(progress)."""
     t, k = ede_parameters(progress)
     return _with_surrogate(x, k * torch.tanh(t * x))
@@ -176,7 +180,7 @@ class EDESign(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.progress = 1.0
+        self.register_buffer("progress", torch.ones(()), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return ede_sign(x, self.progress)
@@ -289,7 +293,7 @@ class LibraSign(WeightQuantizer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.progress = 1.0
+        self.register_buffer("progress", torch.ones(()), persistent=False)
 
     def _centred(self, w: Tensor) -> Tensor:
         return w - w.flatten(1).mean(dim=1).view(-1, *([1] * (w.dim() - 1)))

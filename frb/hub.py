@@ -203,14 +203,12 @@ Training data: T91, BSD200 and BSDS500-test200 (no DIV2K); the compute column is
 """
 
 
-def compute_used(training: dict) -> str:
-    """'800 steps, 21 min, 2 CPU cores (AMD EPYC)' from a manifest entry's training summary."""
-    hw = training.get("hardware") or {}
-    if not training.get("steps"):
-        return "-"
-    where = f"{hw.get('cpu_count')} CPU cores" if hw.get("device") == "cpu" else f"{hw.get('world_size', 1)} GPU"
-    name = f" ({hw['device_name']})" if hw.get("device_name") else ""
-    return f"{training['steps']:,} steps, {training.get('wall_time_s', 0) / 60:.0f} min, {where}{name}"
+def compute_used(entry: dict) -> str:
+    """The compute in a manifest entry's ledger, e.g. '12,400 steps (198,400 samples), 3.1 h on CPU (6.0 CPU-h), 2 runs'."""
+    from frb.ledger import describe, ledger_total
+
+    runs = (entry.get("ledger") or {}).get("runs") or []
+    return describe(ledger_total(runs)) if runs else "-"
 
 
 def model_card(entries: list[dict]) -> str:
@@ -218,7 +216,7 @@ def model_card(entries: list[dict]) -> str:
     for e in entries:
         metrics = e.get("metrics", {})
         scores = [f"{metrics[s]['psnr']:.2f} / {metrics[s]['ssim']:.4f}" if s in metrics else "-" for s in ("Set5", "Set14", "B100")]
-        rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {' | '.join(scores)} | {compute_used(e.get('training', {}))} |")
+        rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {' | '.join(scores)} | {compute_used(e)} |")
     return MODEL_CARD.format(rows="\n".join(rows))
 
 

@@ -176,10 +176,14 @@ def load_full_precision(model: nn.Module, state_dict: Mapping[str, Tensor]) -> N
 
 
 def set_progress(model: nn.Module, progress: float) -> None:
-    """Tell schedule-dependent quantizers (IR-Net's EDE) how far training is, progress in [0, 1]."""
+    """Tell schedule-dependent quantizers (IR-Net's EDE) how far training is, progress in [0, 1].
+
+    Their ``progress`` is a 0-d buffer filled in place, so a ``torch.compile``-d model reads the new
+    value without recompiling.
+    """
     for module in model.modules():
-        if hasattr(module, "progress"):
-            module.progress = float(progress)
+        if isinstance(getattr(module, "progress", None), torch.Tensor):
+            module.progress.fill_(float(progress))
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:

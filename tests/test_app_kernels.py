@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from app import kernels as K
 from app.weights import find_weights, load_model
@@ -25,10 +26,10 @@ def test_default_and_available_layers():
     assert set(K.binarized_model_names()) == {"bnn", "dorefa", "bireal", "irnet", "bam", "btm", "reactnet", "frbc", "frbt"}
 
 
-def test_table_matches_direct_numpy():
+def test_table_matches_direct_numpy_on_the_full_precision_teacher():
     view = K.kernel_view("frbc")
-    model, _ = load_model("frbc", 4)
-    w = binary_layers(model)["body.0.conv1"].weight.detach().double().numpy()
+    teacher, _ = load_model("srresnet", 4)
+    w = teacher.body[0].conv1.weight.detach().double().numpy()
     vanilla, frb = direct_binarizations(w)
     ev = np.abs(w - vanilla).reshape(64, -1).sum(1) / np.abs(w).reshape(64, -1).sum(1)
     ef = np.abs(w - frb).reshape(64, -1).sum(1) / np.abs(w).reshape(64, -1).sum(1)
@@ -53,16 +54,41 @@ def test_kernel_image_layout():
 def test_figure_shape_and_first_tile():
     view = K.kernel_view("frbc", "body.3.conv2", scale=2)
     tile = 24 * K.CELL
-    height = K.HEADER_H + 3 * (tile + K.GAP) + K.BAR_H
+    height = K.HEADER_H + 4 * (tile + K.GAP) + K.BAR_H
     width = K.LABEL_W + 12 * (tile + K.GAP) + K.GAP
     assert view.figure.shape == (height, width, 3) and view.figure.dtype == np.uint8
-    model, _ = load_model("frbc", 2)
-    w = binary_layers(model)["body.3.conv2"].weight.detach().double().numpy()
+    teacher, _ = load_model("srresnet", 2)
+    w = teacher.body[3].conv2.weight.detach().double().numpy()
     vanilla, frb = direct_binarizations(w)
     vmax = max(np.abs(a[:12]).max() for a in (w, vanilla, frb))
     expected = K.colorize(K.kernel_image(w[0]), vmax).repeat(K.CELL, 0).repeat(K.CELL, 1)
     top, left = K.HEADER_H, K.LABEL_W
     assert np.array_equal(view.figure[top : top + tile, left : left + tile], expected)
+    # The fourth row: the trained FRBC's own stored kernel, on its own colour scale.
+    model, _ = load_model("frbc", 2)
+    with torch.no_grad():
+        stored = binary_layers(model)["body.3.conv2"].binary_weight().double().numpy()
+    own = K.colorize(K.kernel_image(stored[0]), np.abs(stored[:12]).max()).repeat(K.CELL, 0).repeat(K.CELL, 1)
+    top = K.HEADER_H + 3 * (tile + K.GAP)
+    assert np.array_equal(view.figure[top : top + tile, left : left + tile], own)
+
+
+def test_shipped_srresnet_kernels_fall_in_the_supplements_bands():
+    # FRB supplement, Table 1 (SRResNet body.0.conv1, first 12 channels): vanilla 0.5942-0.6679,
+    # FRB 0.3321-0.5153, improvement 22.32-44.10 %. Bands a little wider than the paper's range.
+    if find_weights("srresnet", 4).source == "none":
+        pytest.skip("no shipped SRResNet x4 weights")
+    rows = K.kernel_view("frbc", "body.0.conv1", scale=4).rows[:12]
+    for channel, vanilla, frb, improvement in rows:
+        assert 0.5 <= vanilla <= 0.75, (channel, vanilla)
+        assert frb < vanilla and 15.0 <= improvement <= 50.0, (channel, frb, improvement)
+
+
+@pytest.mark.parametrize("model", K.binarized_model_names())
+def test_no_binarized_model_gives_nan_errors(model):
+    view = K.kernel_view(model)
+    values = np.array([row[1:] for row in view.rows], dtype=float)
+    assert np.isfinite(values).all() and (values[:, :2] > 0).all()
 
 
 @pytest.mark.parametrize("model", ["dorefa", "frbt"])

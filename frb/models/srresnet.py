@@ -81,6 +81,10 @@ class SRResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_tail(self.body(self.forward_head(x)), x)
 
+    def forward_distilled(self, x: Tensor) -> Tensor:
+        """Head and body only: as far as the last of ``feature_blocks()`` (a DBT teacher needs no tail)."""
+        return self.body(self.forward_head(x))
+
     def binary_layer_names(self) -> list[str]:
         return [f"body.{i}.{conv}" for i in range(len(self.body)) for conv in ("conv1", "conv2")]
 

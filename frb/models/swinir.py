@@ -283,13 +283,21 @@ class SwinIR(nn.Module):
             x = layer(x, x_size)
         return self.patch_unembed(self.norm(x), x_size)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) low-resolution image in [0, 1] -> (B, C, H*scale, W*scale)."""
+    def _shallow(self, x: Tensor) -> Tensor:
+        """Pad to whole windows, normalise, conv_first."""
         h, w = x.shape[2:]
         x = _pad_side(x, -h % self.window_size, -2)
         x = _pad_side(x, -w % self.window_size, -1)
-        x = (x - self.mean) * self.img_range
-        x = self.conv_first(x)
+        return self.conv_first((x - self.mean) * self.img_range)
+
+    def forward_distilled(self, x: Tensor) -> Tensor:
+        """As far as the last of ``feature_blocks()`` (the RSTBs): what a DBT teacher needs to run."""
+        return self.forward_features(self._shallow(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) low-resolution image in [0, 1] -> (B, C, H*scale, W*scale)."""
+        h, w = x.shape[2:]
+        x = self._shallow(x)
         x = self.conv_after_body(self.forward_features(x)) + x
         x = self.upsample(x) / self.img_range + self.mean
         return x[:, :, : h * self.scale, : w * self.scale]

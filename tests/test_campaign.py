@@ -1,0 +1,199 @@
+"""train.campaign: the plan, warm starts from shipped files, ship-only-if-better, ledgers that add up."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from frb import hub
+from frb.bitwise.export import read_packed
+from frb.imaging import load_image
+from frb.models import MODELS
+from train.campaign import Campaign, latent_from_shipped, load_plan
+from frb.ledger import ledger_total
+from train.release import ship
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+BUNDLED = hub.read_manifest()
+BINARY = [name for name, spec in MODELS.items() if spec.binary]
+
+
+def test_the_repository_plan_parses_and_every_stage_makes_a_valid_run(tmp_path):
+    plan = load_plan()
+    campaign = Campaign(plan, tmp_path / "runs", tmp_path / "assets", data=[str(tmp_path)])
+    seen = set()
+    for stage in plan.stages:
+        cfg = campaign.config(stage, 10.0, [])
+        assert (cfg.model, cfg.scale, cfg.steps) == (stage.model, stage.scale, stage.steps)
+        assert cfg.batch == plan.settings["batch"] and 0 < cfg.checkpoint_minutes <= 10  # a kill loses <= 10 min
+        if stage.teacher and stage.ship:  # a shipped student's teacher is planned before it at its scale
+            assert (stage.teacher, stage.scale) in seen, stage.name
+        seen.add((stage.model, stage.scale))
+    names = [s.name for s in plan.stages]
+    assert len(set(names)) == len(names)
+    trainable = {(n, s) for n, spec in MODELS.items() if spec.arch != "bicubic" for s in (2, 4)}
+    assert trainable <= {(s.model, s.scale) for s in plan.stages if s.ship}  # every shipped model gets compute
+
+
+def test_a_plan_with_an_unknown_flag_is_refused(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[stage]]\nname = "a"\nmodel = "frbc"\nscale = 4\nsteps = 10\nlearning_rate = 1e-3\n')
+    with pytest.raises(ValueError, match=r"unknown flags \['learning_rate'\]"):
+        load_plan(plan)
+    plan.write_text('[[stage]]\nname = "a"\nmodel = "frbc"\nscale = 4\nsteps = 10\nstart = "scratch"\n')
+    with pytest.raises(ValueError, match="start must be one of"):
+        load_plan(plan)
+
+
+@pytest.mark.parametrize("entry", BUNDLED, ids=lambda e: f"{e['name']}_x{e['scale']}")
+def test_every_shipped_ledger_adds_up(entry):
+    ledger = entry["ledger"]
+    assert ledger["runs"], "a shipped model without any recorded compute"
+    assert ledger["total"] == ledger_total(ledger["runs"])
+    for segment in ledger["runs"]:
+        assert segment["samples"] == (segment["steps_to"] - segment["steps_from"]) * segment["batch"]
+        assert segment["seconds"] > 0 and segment["cpu_seconds"] > 0
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp_path):
+    shipped = hub.ASSETS_DIR / f"{name}_x2.safetensors"
+    if not shipped.is_file():
+        pytest.skip(f"{shipped.name} not bundled")
+    latent = latent_from_shipped(shipped, name, 2)
+    save_file({k: v.contiguous() for k, v in latent.items()}, str(tmp_path / "latent.safetensors"))
+    again = ship(name, 2, tmp_path / "latent.safetensors", tmp_path)
+    old, new = read_packed(shipped)[0], read_packed(again)[0]
+    assert old.keys() == new.keys()
+    for key in old:
+        if key.endswith("weight_bits"):
+            assert np.array_equal(old[key], new[key]), key  # every base's signs come back
+        elif key.endswith("weight_scales") and old[key].shape[0] == 1:
+            assert np.allclose(old[key], new[key], rtol=1e-5), key  # single-base scales too
+        elif not key.endswith("weight_scales"):
+            assert np.array_equal(old[key], new[key]), key
+
+
+def small_benchmark(tmp_path: Path, set5_dir: Path) -> Path:
+    folder = tmp_path / "bench" / "Tiny"
+    folder.mkdir(parents=True)
+    Image.fromarray(load_image(set5_dir / "baby.png")[:64, :48]).save(folder / "baby.png")
+    return folder
+
+
+def campaign_with(tmp_path: Path, data_root: Path, plan_text: str, shipped: tuple[str, ...]) -> Campaign:
+    """A campaign over a copy of some shipped files, training on Set14 (half held out), scoring on a crop."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    entries = [e for e in BUNDLED if (e["name"], e["scale"]) in {(n, 2) for n in shipped}]
+    for e in entries:
+        shutil.copyfile(hub.ASSETS_DIR / e["file"], assets / e["file"])
+    (assets / hub.MANIFEST_NAME).write_text(json.dumps({"models": entries}))
+    (tmp_path / "plan.toml").write_text(plan_text)
+    return Campaign(load_plan(tmp_path / "plan.toml"), tmp_path / "runs", assets,
+                    data=[str(data_root / "benchmark" / "Set14" / "HR")],
+                    benchmarks=[small_benchmark(tmp_path, data_root / "benchmark" / "Set5" / "HR")])
+
+
+PLAN = """
+[settings]
+batch = 4
+lr_patch = 16
+chunk_minutes = 1
+checkpoint_minutes = 0.5
+holdout_every = 2
+
+[[stage]]
+name = "srresnet_x2.a"
+model = "srresnet"
+scale = 2
+steps = 3
+lr = 1e-6
+
+[[stage]]
+name = "frbc_x2.a"
+model = "frbc"
+scale = 2
+steps = 2
+lr = 1e-6
+dbt_weight = 0.05
+"""
+
+
+def test_a_chunk_warm_starts_from_the_shipped_file_and_records_its_ledger(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    assert campaign.next_stage().name == "srresnet_x2.a"  # frbc waits for nothing here, but comes second
+    stage = campaign.next_stage()
+    before = hub.manifest_entry("srresnet", 2, campaign.assets)
+    record = campaign.run_chunk(stage, 1.0, log=lambda _: None)
+    assert record["finished"] and record["chunks"][-1]["step"] == 3
+    # Warm start: the run began from the shipped weights (float16 -> float32), not from scratch.
+    init = load_file(str(campaign.folder(stage) / "init.safetensors"))
+    shipped = load_file(str(hub.ASSETS_DIR / "srresnet_x2.safetensors"))
+    assert all(torch.equal(init[k], shipped[k].float()) for k in shipped)
+    summary = json.loads((campaign.folder(stage) / "summary.json").read_text())
+    old_runs = before["ledger"]["runs"]
+    assert summary["ledger"][: len(old_runs)] == old_runs  # the lineage is kept
+    assert summary["ledger"][-1]["steps_to"] - summary["ledger"][-1]["steps_from"] == 3
+    after = hub.manifest_entry("srresnet", 2, campaign.assets)
+    if record["chunks"][-1]["shipped"]:
+        assert after["ledger"]["runs"] == summary["ledger"] and after["validation"]["images"] == len(campaign.validation_pairs(2)) == 4
+        assert after["sha256"] == hub.sha256_file(campaign.assets / after["file"])
+    else:
+        assert after == before
+    assert campaign.next_stage().name == "frbc_x2.a"  # srresnet finished
+
+
+def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    stage = campaign.plan.stages[0]
+    good = {k: v.float() for k, v in load_file(str(hub.ASSETS_DIR / "srresnet_x2.safetensors")).items()}
+    torch.manual_seed(0)
+    worse = {k: v + 0.02 * torch.randn_like(v) * v.std() for k, v in good.items()}
+    summary = {"steps": 5, "finished": True, "ledger": [], "wall_time_s": 1.0}
+    campaign.folder(stage).mkdir(parents=True)
+    shipped = campaign.assets / "srresnet_x2.safetensors"
+
+    save_file(worse, str(campaign.export(stage)))
+    sha = hub.sha256_file(shipped)
+    outcome = campaign.consider(stage, summary)
+    assert not outcome["shipped"] and outcome["held_out_psnr"] < outcome["shipped_held_out_psnr"]
+    assert hub.sha256_file(shipped) == sha  # untouched
+
+    # Now the shipped file is the worse one and the run's export the good one.
+    ship("srresnet", 2, campaign.export(stage), campaign.assets)
+    save_file(good, str(campaign.export(stage)))
+    outcome = campaign.consider(stage, summary)
+    assert outcome["shipped"] and outcome["held_out_psnr"] > outcome["shipped_held_out_psnr"]
+    entry = hub.manifest_entry("srresnet", 2, campaign.assets)
+    assert entry["sha256"] == hub.sha256_file(shipped) and set(entry["metrics"]) == {"Tiny"}
+
+
+def test_a_finished_or_teacherless_stage_is_skipped(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ())  # no shipped srresnet x2: frbc has no teacher
+    first, second = campaign.plan.stages
+    assert campaign.next_stage() == first
+    campaign.save_record(first, {"finished": True, "chunks": []})
+    assert campaign.next_stage() is None  # frbc x2 waits for its teacher
+
+
+def test_a_new_stage_starts_from_the_better_of_an_earlier_export_and_the_shipped_file(tmp_path, data_root):
+    plan = PLAN + '\n[[stage]]\nname = "srresnet_x2.b"\nmodel = "srresnet"\nscale = 2\nsteps = 2\n'
+    campaign = campaign_with(tmp_path, data_root, plan, ("srresnet",))
+    first, later = campaign.plan.stages[0], campaign.plan.stages[2]
+    shipped = latent_from_shipped(campaign.assets / "srresnet_x2.safetensors", "srresnet", 2)
+    export = {k: v * 0.5 for k, v in shipped.items()}
+    campaign.folder(first).mkdir(parents=True)
+    save_file(export, str(campaign.export(first)))
+    best = campaign.shipped_score("srresnet", 2)
+    for score, expected in ((best - 1.0, shipped), (best + 1.0, export)):
+        campaign.save_record(first, {"finished": True, "chunks": [{"held_out_psnr": score, "step": 3, "shipped": False}]})
+        tensors, _ = campaign.best_latent("srresnet", 2, later)
+        assert all(torch.equal(tensors[k], expected[k]) for k in expected)

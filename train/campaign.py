@@ -1,0 +1,488 @@
+"""The training campaign: ``python -m train.campaign --hours H``, compute that accumulates across runs.
+
+Model quality here comes from many CPU sessions of a few hours, each of which may be killed at
+any second. The driver reads the plan (``train/plan.toml``: stages in order of value) and, until
+its budget is spent:
+
+1. picks the first stage that is not finished and whose teacher is shipped;
+2. trains it for one chunk with ``train.loop.train``: resumed bit-exactly from the stage's
+   ``last.pt`` (written atomically every ``checkpoint_minutes``), or, for a new stage, warm-started
+   from the best weights known for the model: the export of an earlier stage of the same model and
+   scale, else the shipped file (a packed binary file gives its latent weights back as
+   W = sum_i alpha_i B_i), else, for ``start = "x4-body"``, the x4 model's binary body over the
+   x2 teacher's head and tail; ``start = "teacher"`` starts from the teacher alone (ablations);
+3. ships the run's weights the way ``train.release`` does into a candidate file, scores it on the
+   images held out of the training folders (``holdout_every``; never a reported benchmark) and
+   replaces the shipped file only when the candidate scores higher; then scores the new shipped
+   file on Set5 / Set14 / B100 and writes its manifest entry, compute ledger included;
+4. marks the stage finished when its schedule is done.
+
+Run state lives outside the repository, in ``--runs`` (default ``$FRB_RUNS_DIR`` or
+``~/.cache/frb-sr/runs``): one folder per stage with ``last.pt``, ``log.csv``, the export, the
+teacher it learns from and ``stage.json`` (chunks, validation history, what was shipped). One
+driver at a time holds ``campaign.lock``.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from frb import hub
+from frb.bitwise.export import load_packed
+from frb.evaluate import (
+    BENCHMARK_SETS, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, published_results, published_row,
+    weights_file_name,
+)
+from frb.imaging import load_image, make_lr
+from frb.layers import binary_layers
+from frb.ledger import describe, ledger_total, segment_from_summary
+from frb.models import MODELS, create_model, get_spec
+from train.checkpoint import write_json
+from train.data import held_out
+from train.loop import TrainingDiverged, train
+from train.presets import TrainConfig, config_from_args
+from train.release import manifest_entry, ship, write_manifest
+
+PLAN = Path(__file__).resolve().parent / "plan.toml"
+STAGE_KEYS = ("name", "model", "scale", "steps", "start", "ship")
+STARTS = ("best", "x4-body", "teacher")
+EVAL_RESERVE_MINUTES = 6.0  # left at the end of the budget for validating, shipping and scoring
+MIN_CHUNK_MINUTES = 3.0
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("FRB_RUNS_DIR") or Path.home() / ".cache" / "frb-sr" / "runs")
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One cosine schedule of one model: ``steps`` steps with ``flags`` on top of its preset."""
+
+    name: str
+    model: str
+    scale: int
+    steps: int
+    start: str = "best"
+    ship: bool = True
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def teacher(self) -> str | None:
+        spec = get_spec(self.model)
+        if not spec.binary:
+            return None
+        return "swinir_s" if spec.arch == "swinir" else "srresnet"
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: dict[str, Any]
+    stages: list[Stage]
+
+
+def load_plan(path: Path = PLAN) -> Plan:
+    """Parse and check a plan file: unknown flags, models, starts and duplicate names are errors."""
+    raw = tomllib.loads(Path(path).read_text())
+    settings = raw.get("settings", {})
+    stages, names = [], set()
+    valid_flags = set(TrainConfig.__dataclass_fields__)
+    for entry in raw.get("stage", []):
+        flags = {k: v for k, v in entry.items() if k not in STAGE_KEYS}
+        unknown = sorted(set(flags) - valid_flags)
+        if unknown:
+            raise ValueError(f"{path}: stage {entry.get('name')!r} has unknown flags {unknown}")
+        stage = Stage(entry["name"], entry["model"], int(entry["scale"]), int(entry["steps"]),
+                      entry.get("start", "best"), bool(entry.get("ship", True)), flags)
+        get_spec(stage.model)
+        if stage.start not in STARTS:
+            raise ValueError(f"{path}: stage {stage.name!r}: start must be one of {STARTS}")
+        if stage.name in names:
+            raise ValueError(f"{path}: stage name {stage.name!r} appears twice")
+        names.add(stage.name)
+        stages.append(stage)
+    return Plan(settings, stages)
+
+
+def _flags(values: dict[str, Any]) -> list[str]:
+    """``{"lr": 2e-4, "dbt": False, "data": [a, b]}`` -> ``--lr 0.0002 --no-dbt --data a b``."""
+    out: list[str] = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, list):
+            out += [flag, *map(str, value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Stage state
+# --------------------------------------------------------------------------------------------
+
+
+class Campaign:
+    """A plan, its run folder and the shipped weights it improves."""
+
+    def __init__(self, plan: Plan, runs: Path, assets: Path, data: list[str] | None = None,
+                 benchmarks: list[Path] | None = None, device: str = "cpu") -> None:
+        self.plan, self.runs, self.assets = plan, Path(runs), Path(assets)
+        self.data = data or TrainConfig.__dataclass_fields__["data"].default_factory()
+        self.benchmarks = benchmarks if benchmarks is not None else default_data_dirs()
+        self.device = device
+        self.holdout_every = int(plan.settings.get("holdout_every", 40))
+        self._pairs: dict[int, list[Pair]] = {}
+
+    # -- paths and records ---------------------------------------------------------------
+
+    def folder(self, stage: Stage) -> Path:
+        return self.runs / stage.name
+
+    def export(self, stage: Stage) -> Path:
+        return self.folder(stage) / weights_file_name(stage.model, stage.scale)
+
+    def record(self, stage: Stage) -> dict[str, Any]:
+        path = self.folder(stage) / "stage.json"
+        return json.loads(path.read_text()) if path.is_file() else {"finished": False, "chunks": []}
+
+    def save_record(self, stage: Stage, record: dict[str, Any]) -> None:
+        write_json(self.folder(stage) / "stage.json", record)
+
+    def shipped_path(self, name: str, scale: int) -> Path | None:
+        entry = hub.manifest_entry(name, scale, self.assets)
+        path = self.assets / entry["file"] if entry else None
+        return path if path is not None and path.is_file() else None
+
+    # -- choosing work --------------------------------------------------------------------
+
+    def next_stage(self) -> Stage | None:
+        """The first stage of the plan not finished whose teacher (if any) is shipped."""
+        for stage in self.plan.stages:
+            if self.record(stage)["finished"]:
+                continue
+            if stage.teacher and self.shipped_path(stage.teacher, stage.scale) is None:
+                continue
+            return stage
+        return None
+
+    # -- warm starts ----------------------------------------------------------------------
+
+    def _earlier_export(self, model: str, scale: int, before: Stage | None) -> tuple[Path, list] | None:
+        """The export (and ledger) of the latest earlier stage of this model and scale that has one."""
+        found = None
+        for stage in self.plan.stages:
+            if stage == before:
+                break
+            if stage.model == model and stage.scale == scale and stage.ship and self.export(stage).is_file():
+                summary = self.folder(stage) / "summary.json"
+                ledger = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
+                found = (self.export(stage), ledger)
+        return found
+
+    def best_latent(self, model: str, scale: int, before: Stage | None) -> tuple[dict[str, torch.Tensor], list] | None:
+        """Latent float weights and ledger of the best known weights of a model, or None.
+
+        An earlier stage's export (latent weights, more than a packed file keeps) unless its last
+        held-out score was below the shipped file's; then the shipped file.
+        """
+        earlier = self._earlier_export(model, scale, before)
+        shipped = self.shipped_path(model, scale)
+        if earlier is not None:
+            stage = next(s for s in self.plan.stages if self.export(s) == earlier[0])
+            chunks = self.record(stage)["chunks"]
+            score = chunks[-1]["held_out_psnr"] if chunks else None
+            if shipped is None or score is None or score >= round(self.shipped_score(model, scale), 4):
+                return load_file(str(earlier[0])), earlier[1]
+        if shipped is None:
+            return None
+        entry = hub.manifest_entry(model, scale, self.assets)
+        return latent_from_shipped(shipped, model, scale), shipped_ledger(entry)
+
+    def prepare(self, stage: Stage) -> tuple[list[str], list]:
+        """Flags for the stage's teacher and warm start (files written into its folder once), and its ledger."""
+        folder = self.folder(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        flags: list[str] = []
+        if stage.teacher:
+            teacher = folder / "teacher.safetensors"
+            if not teacher.is_file():
+                shutil.copyfile(self.shipped_path(stage.teacher, stage.scale), teacher)
+            flags += ["--teacher", str(teacher)]
+        init, ledger = folder / "init.safetensors", []
+        ledger_file = folder / "init_ledger.json"
+        if init.is_file():
+            return flags + ["--init", str(init)], json.loads(ledger_file.read_text())
+        start = None
+        if stage.start != "teacher":
+            start = self.best_latent(stage.model, stage.scale, stage)
+            if stage.start == "x4-body" and self._earlier_export(stage.model, stage.scale, stage) is None:
+                body = self.best_latent(stage.model, 4, None)
+                start = (binary_body(body[0], stage), body[1]) if body is not None else start
+        if start is None:
+            return flags, []
+        tensors, ledger = start
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(init))
+        write_json(ledger_file, ledger)
+        return flags + ["--init", str(init)], ledger
+
+    def config(self, stage: Stage, minutes: float, start_flags: list[str]) -> TrainConfig:
+        s = self.plan.settings
+        base = {"model": stage.model, "scale": stage.scale, "steps": stage.steps, "batch": s.get("batch", 16),
+                "lr_patch": s.get("lr_patch", 32), "ema": 0.0, "val_data": "", "val_every": 0,
+                "save_every": 10**9, "log_every": 50, "checkpoint_minutes": s.get("checkpoint_minutes", 4),
+                "holdout_every": self.holdout_every, "compile": s.get("compile", False), "device": self.device,
+                "data": list(self.data), "out_dir": str(self.folder(stage)), "max_minutes": minutes,
+                "resume": (self.folder(stage) / "last.pt").is_file()}
+        return config_from_args(_flags({**base, **stage.flags}) + start_flags)
+
+    # -- validation and shipping ----------------------------------------------------------
+
+    def validation_pairs(self, scale: int) -> list[Pair]:
+        """The held-out training images as HR/LR pairs (the same set every session)."""
+        if scale not in self._pairs:
+            files = held_out(image_files(self.data), self.holdout_every)
+            if not files:
+                raise ValueError(f"holdout_every={self.holdout_every} holds out no image of {self.data}")
+            self._pairs[scale] = [Pair(p.name, *make_lr(load_image(p), scale)) for p in files]
+        return self._pairs[scale]
+
+    def validate(self, path: Path, name: str, scale: int) -> float:
+        """Y-PSNR of a shipped-format file on the held-out images."""
+        model = hub.load_weights_file(path, name, scale)
+        return evaluate_pairs(model, self.validation_pairs(scale), scale, torch.device(self.device), ssim=False)["psnr"]
+
+    def shipped_score(self, name: str, scale: int) -> float | None:
+        """Held-out score of the shipped file, cached by its sha256 in ``<runs>/shipped_scores.json``."""
+        path = self.shipped_path(name, scale)
+        if path is None:
+            return None
+        cache_file = self.runs / "shipped_scores.json"
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        key = f"{hub.sha256_file(path)}|holdout{self.holdout_every}"
+        if key not in cache:
+            cache[key] = self.validate(path, name, scale)
+            write_json(cache_file, cache)
+        return cache[key]
+
+    def consider(self, stage: Stage, summary: dict[str, Any]) -> dict[str, Any]:
+        """Ship the run's export as a candidate, validate it, and ship it if it beats the shipped file."""
+        candidates = self.folder(stage) / "candidate"
+        candidates.mkdir(exist_ok=True)
+        options = {"second_order": False} if stage.flags.get("srb") is False else {}
+        candidate = ship(stage.model, stage.scale, self.export(stage), candidates, **options)
+        score = self.validate(candidate, stage.model, stage.scale)
+        outcome = {"step": summary["steps"], "held_out_psnr": round(score, 4), "shipped": False}
+        if not stage.ship:
+            if summary["finished"]:
+                model = hub.load_weights_file(candidate, stage.model, stage.scale)
+                outcome["metrics"] = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
+                outcome["ledger"] = ledger_total(summary["ledger"])
+            return outcome
+        before = self.shipped_score(stage.model, stage.scale)
+        outcome["shipped_held_out_psnr"] = None if before is None else round(before, 4)
+        if before is not None and score <= before:
+            return outcome
+        target = self.assets / candidate.name
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(candidate, tmp)
+        os.replace(tmp, target)
+        model = hub.load_weights_file(target, stage.model, stage.scale)
+        metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
+        entry = manifest_entry(stage.model, stage.scale, target, summary, metrics)
+        entry["validation"] = {"held_out_psnr": round(score, 4), "images": len(self.validation_pairs(stage.scale)),
+                               "holdout_every": self.holdout_every}
+        write_manifest(self.assets, [entry])
+        outcome.update(shipped=True, metrics={k: round(v["psnr"], 3) for k, v in metrics.items()})
+        return outcome
+
+    # -- one chunk ------------------------------------------------------------------------
+
+    def run_chunk(self, stage: Stage, minutes: float, log=print) -> dict[str, Any]:
+        start_flags, ledger = self.prepare(stage)
+        cfg = self.config(stage, minutes, start_flags)
+        log(f"{stage.name}: {'resuming' if cfg.resume else 'starting'} {stage.model} x{stage.scale} "
+            f"for up to {minutes:.0f} min of its {stage.steps} steps")
+        record = self.record(stage)
+        try:
+            result = train(cfg, ledger=ledger)
+        except TrainingDiverged as exc:
+            record.update(finished=True, failed=str(exc))
+            self.save_record(stage, record)
+            log(f"{stage.name}: {exc}; stage abandoned")
+            return record
+        outcome = self.consider(stage, result.summary)
+        outcome["time"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        outcome["cpu_hours"] = ledger_total(result.summary["ledger"])["cpu_hours"]
+        record["chunks"].append(outcome)
+        record["finished"] = result.finished
+        record["ledger"] = ledger_total(result.summary["ledger"])
+        self.save_record(stage, record)
+        verdict = "shipped" if outcome["shipped"] else "kept the shipped file"
+        log(f"{stage.name}: step {outcome['step']}/{stage.steps}, held-out {outcome['held_out_psnr']:.3f} dB "
+            f"(shipped {outcome.get('shipped_held_out_psnr')}): {verdict}; {describe(record['ledger'])}")
+        return record
+
+    def status(self) -> list[str]:
+        lines = []
+        for stage in self.plan.stages:
+            record = self.record(stage)
+            last = record["chunks"][-1] if record["chunks"] else None
+            state = "finished" if record["finished"] else ("started" if last else "waiting")
+            detail = f", step {last['step']}/{stage.steps}, held-out {last['held_out_psnr']:.3f} dB" if last else ""
+            lines.append(f"{stage.name:22s} {state}{detail}")
+        return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Weights helpers
+# --------------------------------------------------------------------------------------------
+
+
+def latent_from_shipped(path: Path, name: str, scale: int) -> dict[str, torch.Tensor]:
+    """Float32 latent weights from a shipped file: a float16 state dict as it is, a packed binary
+    file with each binary layer's latent weight set to its stored value W_b = sum_i alpha_i B_i
+    (re-binarizing it gives back B_1, so training resumes from what was shipped)."""
+    meta = hub.weights_metadata(path)
+    if meta.get("format") == "frb-packed":
+        stored = load_packed(path, name, scale).state_dict()
+        model = create_model(name, scale, **json.loads(meta["method_options"]))
+        model.load_state_dict(stored, strict=False)
+        for layer in binary_layers(model).values():  # e.g. BAM's learned scale, from W_b
+            layer.reset_method_parameters()
+        state = model.state_dict()
+    else:
+        state = load_file(str(path))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def binary_body(tensors: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor]:
+    """The tensors of the binary layers (latent weights and method parameters) only: the body that
+    an x2 student takes over from its x4 twin, over the x2 teacher's head and tail."""
+    prefixes = tuple(f"{n}." for n in binary_layers(create_model(stage.model, stage.scale)))
+    return {k: v for k, v in tensors.items() if k.startswith(prefixes)}
+
+
+def shipped_ledger(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ledger behind a manifest entry (older entries: one segment from their training summary)."""
+    if not entry:
+        return []
+    if "ledger" in entry:
+        return list(entry["ledger"]["runs"])
+    return [segment_from_summary(entry.get("training") or {}, f"{entry['name']}_x{entry['scale']}")]
+
+
+# --------------------------------------------------------------------------------------------
+# Tables for the README
+# --------------------------------------------------------------------------------------------
+
+
+def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, dict[str, float]]) -> str:
+    """The README's results table at ``scale`` from manifest entries: scores measured on the shipped
+    files (bicubic's measured here, ``bicubic``), the published numbers beside them, and each model's
+    compute from its ledger."""
+    published = published_results()
+    cell = lambda m: f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else ""
+    lines = ["| model | " + " | ".join(BENCHMARK_SETS) + " | published " + " / ".join(BENCHMARK_SETS) + " | compute (ledger) |",
+             "|---|" + "---|" * (len(BENCHMARK_SETS) + 2)]
+    for name in MODELS:
+        entry = {"metrics": bicubic} if name == "bicubic" else next(
+            (e for e in entries if e["name"] == name and e["scale"] == scale), None)
+        if entry is None:
+            continue
+        ref = published_row(name, scale, published)
+        pub = " / ".join(f"{float(ref[f'{b}_psnr']):.2f}" if ref and ref.get(f"{b}_psnr") else "-" for b in BENCHMARK_SETS)
+        scores = " | ".join(cell(entry["metrics"].get(b)) for b in BENCHMARK_SETS)
+        lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if name != 'bicubic' else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def history_table(campaign: "Campaign") -> str:
+    """Every chunk of the campaign: stage, step, cumulative CPU-hours of the model, held-out PSNR, shipped."""
+    lines = ["| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped |", "|---|---|---|---|---|---|"]
+    for stage in campaign.plan.stages:
+        record = campaign.record(stage)
+        for chunk in record["chunks"]:
+            hours = chunk.get("cpu_hours")
+            lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
+                         f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | {'yes' if chunk['shipped'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, help="wall-clock budget of this session of the campaign")
+    parser.add_argument("--plan", default=str(PLAN))
+    parser.add_argument("--runs", default=str(default_runs_dir()), help="run state (default $FRB_RUNS_DIR or ~/.cache/frb-sr/runs)")
+    parser.add_argument("--assets", default=str(hub.ASSETS_DIR), help="shipped weights and their manifest")
+    parser.add_argument("--data", nargs="+", help="training folders (default: the preset's); validation is held out of them")
+    parser.add_argument("--benchmarks", nargs="+", help="HR folders scored after shipping (default Set5, Set14, B100)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
+    parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
+    args = parser.parse_args(argv)
+    benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
+    campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
+    if args.status:
+        print("\n".join(campaign.status()))
+        return 0
+    if args.tables:
+        entries = hub.read_manifest(campaign.assets)
+        for scale in (4, 2):
+            bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
+            print(f"### x{scale}\n\n{results_table(entries, scale, bicubic)}")
+        print(f"### Campaign chunks\n\n{history_table(campaign)}")
+        return 0
+    if not args.hours:
+        parser.error("--hours is required (or --status)")
+    campaign.runs.mkdir(parents=True, exist_ok=True)
+    with open(campaign.runs / "campaign.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"error: another campaign holds {campaign.runs / 'campaign.lock'}", file=sys.stderr)
+            return 1
+        return drive(campaign, args.hours)
+
+
+def drive(campaign: Campaign, hours: float) -> int:
+    """Chunks of the next stage until the budget (minus time to validate and ship) is spent."""
+    deadline = time.time() + 3600 * hours
+    chunk = float(campaign.plan.settings.get("chunk_minutes", 40))
+    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    while True:
+        minutes = min(chunk, (deadline - time.time()) / 60 - EVAL_RESERVE_MINUTES)
+        if minutes < MIN_CHUNK_MINUTES:
+            log("budget spent")
+            return 0
+        stage = campaign.next_stage()
+        if stage is None:
+            log("every stage of the plan is finished (or waits for a teacher)")
+            return 0
+        campaign.run_chunk(stage, minutes, log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
