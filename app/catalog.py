@@ -77,17 +77,22 @@ def model_rows(scale: int) -> list[list]:
         info = find_weights(name, scale)
         pub = published(scale).get(name)
         speedup = info.entry.get("bitwise_speedup")
+        usable = spec.arch == "bicubic" or info.path is not None
+        if spec.arch == "bicubic":
+            source = "not needed"
+        else:
+            source = info.source if usable else "unavailable: " + ("; ".join(info.notices) or "no weights")
         rows.append([
             name,
             spec.group,
             round(c.params_K, 1),
             round(c.ops_G, 2),
-            "not needed" if spec.arch == "bicubic" else info.source,
+            source,
             info.size_bytes if info.size_bytes is not None else "—",
-            _measured(info.entry),
+            _measured(info.entry) if usable else "—",  # never the score of a file that is not there
             f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "—",
             pub[2] if pub else "—",
             f"{float(speedup):.1f}x" if speedup else "—",
-            "—" if spec.arch == "bicubic" else compute_used(info.entry),
+            compute_used(info.entry) if usable and spec.arch != "bicubic" else "—",
         ])
     return rows

@@ -142,7 +142,11 @@ def compare(
     fit: bool = True,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Run ``methods`` (public model names, in the given order) on an HxWx3 uint8 image."""
+    """Run ``methods`` (public model names, in the given order) on an HxWx3 uint8 image.
+
+    A model without usable weights is left out with a "not run: ..." notice saying why; when none
+    of the chosen models can run, that is an error.
+    """
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ValueError("choose at least one method")
@@ -150,8 +154,16 @@ def compare(
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(MODELS)}")
     hr, lr, notices = prepare_input(image, mode, scale, max_lr_pixels, fit)
+    unavailable = {}
+    for name in methods:
+        model, why = load_model(name, scale)
+        if model is None:
+            unavailable[name] = why
+    if len(unavailable) == len(methods):
+        raise ValueError("; ".join(unavailable.values()))
+    notices += [f"not run: {why}" for why in unavailable.values()]
     results = []
-    for i, name in enumerate(methods):
+    for i, name in enumerate(m for m in methods if m not in unavailable):
         if progress is not None:
             progress(i / len(methods), f"running {MODELS[name].title}")
         result, method_notices = run_method(name, lr, scale, backend)
@@ -272,6 +284,9 @@ def warm_up(scale: int = 4, backend: str = "bitwise") -> list[str]:
     x = torch.rand(1, 3, 16, 16)
     for name, spec in MODELS.items():
         model, weights_notice = load_model(name, scale)
+        if model is None:
+            notices.append(weights_notice)
+            continue
         forward, _, backend_notice = select_forward(model, spec, backend)
         with torch.inference_mode():
             forward(x)

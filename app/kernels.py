@@ -175,7 +175,11 @@ def _as_conv(w: Tensor) -> Tensor:
     return w[:, :, None, None] if w.dim() == 2 else w
 
 
-def layer_weights(model_name: str, layer: str | None, scale: int = 4) -> tuple[str, Tensor, Tensor, str]:
+class WeightsUnavailableError(ValueError):
+    """The binarized model or its full-precision teacher has no usable trained weights."""
+
+
+def layer_weights(model_name: str, layer: str | None, scale: int = 4, allow_random: bool = False) -> tuple[str, Tensor, Tensor, str]:
     """(layer name, the full-precision teacher's W, the binarized model's stored W_b, notices).
 
     Both as (out, in, k, k). W comes from the trained full-precision model of the backbone
@@ -184,21 +188,26 @@ def layer_weights(model_name: str, layer: str | None, scale: int = 4) -> tuple[s
     spec = get_spec(model_name)
     if not spec.binary:
         raise ValueError(f"{model_name} is full precision; choose a binarized model: {binarized_model_names()}")
-    model, notice = load_model(model_name, scale)
+    model, notice = load_model(model_name, scale, allow_random)
+    if model is None:
+        raise WeightsUnavailableError(notice)
     layers = binary_layers(model)
     layer = layer or default_layer(model_name, scale)
     if layer not in layers:
         raise ValueError(f"{model_name} has no binary layer {layer!r}; e.g. {list(layers)[:4]}")
-    teacher, teacher_notice = load_model(TEACHERS[spec.arch], scale)
+    teacher, teacher_notice = load_model(TEACHERS[spec.arch], scale, allow_random)
+    if teacher is None:
+        raise WeightsUnavailableError(teacher_notice)
     with torch.no_grad():
         stored = _as_conv(layers[layer].binary_weight())
     notices = "\n".join(n for n in (teacher_notice, notice) if n)
     return layer, _as_conv(teacher.get_submodule(layer).weight), stored, notices
 
 
-def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, channels: int = NUM_CHANNELS) -> KernelView:
+def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, channels: int = NUM_CHANNELS,
+                allow_random: bool = False) -> KernelView:
     """Kernel grids and relative errors of ``layer`` (default: ``default_layer``) of a binarized model."""
-    layer, w, stored, notice = layer_weights(model_name, layer, scale)
+    layer, w, stored, notice = layer_weights(model_name, layer, scale, allow_random)
     vanilla, frb = (t.numpy().astype(np.float64) for t in binarize_weights(w))
     w_np = w.numpy().astype(np.float64)
     shown = list(range(min(channels, len(w_np))))

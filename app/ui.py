@@ -271,7 +271,8 @@ def _models_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
         "Parameters (K) and operations (G multiply-accumulates) in BBCU's convention: binary weights count 1/32, "
         "binary MACs 1/64, on a 320x180 LR input. Weights: *bundled* in assets/weights, *Hub* from the local "
-        "Hugging Face cache, *none* (randomly initialised). PSNR / SSIM on Y, border = scale."
+        "Hugging Face cache, *unavailable* (missing or damaged: the model is not run, and says why). "
+        "PSNR / SSIM on Y, border = scale; the compute column adds up each model's training ledger."
     )
     scale = gr.Radio(list(SCALES), value=4, label="Scale")
     table = gr.Dataframe(headers=MODEL_HEADERS, label="Models", interactive=False, elem_id="models")

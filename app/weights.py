@@ -1,8 +1,11 @@
-"""The app's models: trained weights through ``frb.hub``, else a seeded random model with a notice.
+"""The app's and the command line's models: verified trained weights through ``frb.hub``, or none.
 
 ``frb.hub`` finds verified weights (bundled ``assets/weights`` first, then the local Hugging Face
-cache; the app runs offline, so nothing is downloaded). Models are built once per (name, scale)
-and cached for the life of the process.
+cache; the app runs offline, so nothing is downloaded). A model whose weights are missing or fail
+their checksum is *unavailable*: ``load_model`` returns no model and says why (the checksum that
+failed, what to do), so nothing ever shows a random network's output as a result. Only an explicit
+``allow_random=True`` (the CLI's ``--allow-random``) builds a seeded random model instead, with a
+notice. Models are built once per (name, scale, allow_random) and cached for the life of the process.
 """
 from __future__ import annotations
 
@@ -49,38 +52,45 @@ def _random_model(name: str, scale: int) -> nn.Module:
         return create_model(name, scale)
 
 
-def _build(name: str, scale: int) -> tuple[nn.Module, str]:
+def _unavailable(name: str, scale: int, why: str) -> str:
+    return (f"{name} x{scale} is unavailable: {why}. Restore assets/weights from the repository (git checkout "
+            f"assets/weights), or fetch the file with `frb --online hub resolve --model {name} --scale {scale}`")
+
+
+def _build(name: str, scale: int, allow_random: bool) -> tuple[nn.Module | None, str]:
     if get_spec(name).arch == "bicubic":
         return create_model(name, scale), ""
     info = find_weights(name, scale)
-    fallback = f"showing a randomly initialised {name} x{scale}"
-    if info.path is None:
-        why = "; ".join(info.notices) or f"no trained weights bundled for {name} x{scale}"
-        return _random_model(name, scale), f"{why}: {fallback}"
-    try:
-        return hub.load_weights_file(info.path, name, scale), "; ".join(info.notices)
-    except (ValueError, RuntimeError, OSError) as exc:
-        return _random_model(name, scale), f"{info.path.name} could not be loaded ({exc}): {fallback}"
+    why = "; ".join(info.notices) or f"no trained weights bundled for {name} x{scale}"
+    if info.path is not None:
+        try:
+            return hub.load_weights_file(info.path, name, scale), "; ".join(info.notices)
+        except (ValueError, RuntimeError, OSError) as exc:
+            why = f"{info.path.name} could not be loaded ({exc})"
+    if allow_random:
+        return _random_model(name, scale), f"{why}: showing a randomly initialised {name} x{scale} (--allow-random)"
+    return None, _unavailable(name, scale, why)
 
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, int], tuple[nn.Module, str]] = {}
+_cache: dict[tuple[str, int, bool], tuple[nn.Module | None, str]] = {}
 
 
-def load_model(name: str, scale: int) -> tuple[nn.Module | None, str]:
-    """The model ``name`` at ``scale`` in eval mode, and a notice ("" when trained weights were loaded).
+def load_model(name: str, scale: int, allow_random: bool = False) -> tuple[nn.Module | None, str]:
+    """The model ``name`` at ``scale`` in eval mode and a notice ("" when its trained weights loaded cleanly).
 
-    Without usable trained weights the model is still returned, randomly initialised (so the demo
-    shows the pipeline, runtime and backend), and the notice says so. Bicubic needs no weights.
-    Returns ``(None, message)`` only for an unknown name or scale.
+    ``(None, why)`` for an unknown name or scale, and for a model without usable trained weights
+    (missing, failing its sha256 check, unreadable) unless ``allow_random``, which returns a seeded
+    random model and a notice saying so. Bicubic needs no weights.
     """
-    key = (name, scale)
+    key = (name, scale, allow_random)
     with _lock:
         if key not in _cache:
             try:
-                model, notice = _build(name, scale)
+                model, notice = _build(name, scale, allow_random)
             except ValueError as exc:
                 return None, str(exc)
-            model.eval().requires_grad_(False)
+            if model is not None:
+                model.eval().requires_grad_(False)
             _cache[key] = (model, notice)
         return _cache[key]

@@ -21,6 +21,20 @@ def usage_error(command: str, exc: UsageError) -> int:
     return 2
 
 
+class WeightsUnavailable(Exception):
+    """A model the command needs has no usable trained weights (the message says why and what to do)."""
+
+
+def weights_error(command: str, exc: WeightsUnavailable) -> int:
+    """Print ``frb COMMAND: error: MESSAGE`` on stderr and return 1: nothing was computed with fake weights."""
+    print(f"frb {command}: error: {exc}", file=sys.stderr)
+    return 1
+
+
+ALLOW_RANDOM_HELP = ("run a model without usable trained weights randomly initialised (seeded) instead of "
+                     "stopping; its output means nothing")
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     try:

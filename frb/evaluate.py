@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +154,9 @@ def build_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
     if get_spec(name).arch == "bicubic":
         return create_model(name, scale).eval()
     if weights is None:
-        raise ValueError(f"model {name!r} x{scale} has no bundled weights; pass --weights FILE")
+        why = "; ".join(hub.resolve(name, scale).notices) or "no weights found"
+        raise ValueError(f"model {name!r} x{scale} has no usable weights ({why}); restore assets/weights "
+                         "(git checkout assets/weights), pass --weights FILE, or add --online to fetch from the Hub")
     if hub.weights_metadata(Path(weights)).get("format") == "frb-packed":
         return hub.load_weights_file(Path(weights), name, scale)
     model = create_model(name, scale)
@@ -324,6 +327,10 @@ def run(args: argparse.Namespace) -> int:
         resolvers = [weights_in(d) for d in args.weights_dir] if args.weights_dir else [bundled_weights]
         weights = {n: find_weights(n, args.scale, resolvers) for n in MODELS}
         names = [n for n in MODELS if n == "bicubic" or weights[n] is not None]
+        for n in MODELS:
+            entry = hub.manifest_entry(n, args.scale) if not args.weights_dir else None
+            if n not in names and entry is not None:  # shipped, but its file is missing or damaged
+                print(f"note: {n} x{args.scale} skipped: " + "; ".join(hub.resolve(n, args.scale).notices), file=sys.stderr)
     else:
         names = [args.model]
         weights = {args.model: Path(args.weights) if args.weights else bundled_weights(args.model, args.scale)}

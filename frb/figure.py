@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from frb.bitwise.runner import BACKENDS, make_runner
-from frb.cli_common import UsageError, ensure_output_dir, print_notice, usage_error
+from frb.cli_common import (
+    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
+)
 from frb.evaluate import image_files
 from frb.imaging import ImageError, load_image, make_lr
 from frb.metrics import psnr_y, ssim_y
@@ -192,7 +194,8 @@ def render_figure(hr: np.ndarray, box: Box, panels: Sequence[Panel], hr_lines: S
     return np.asarray(canvas)
 
 
-def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box, scale: int, backend: str) -> list[Panel]:
+def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box, scale: int, backend: str,
+                 allow_random: bool = False) -> list[Panel]:
     """The HR crop, then every model's crop with its Y-PSNR / SSIM (whole image, border = scale)."""
     from app.compare import enlarge  # imported here: importing ``app`` turns on the Hub's offline mode
     from app.weights import load_model
@@ -201,9 +204,9 @@ def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box,
     zoom = crop_zoom(box)
     panels = [Panel(enlarge(hr[y : y + h, x : x + w], zoom), "HR", "PSNR (dB) / SSIM, Y")]
     for name in names:
-        model, notice = load_model(name, scale)
+        model, notice = load_model(name, scale, allow_random=allow_random)
         if model is None:
-            raise UsageError(notice)
+            raise WeightsUnavailable(notice)
         print_notice(notice)
         sr = upscale_image(make_runner(model, backend), lr, scale)
         score = f"{psnr_y(sr, hr, scale):.2f} / {ssim_y(sr, hr, scale):.4f}"
@@ -226,6 +229,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="the PNG file to write")
     p.add_argument("--models", default=None, help=f"comma-separated models (default: all twelve: {','.join(MODELS)})")
     p.add_argument("--backend", choices=BACKENDS, default="bitwise")
+    p.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM_HELP)
     p.set_defaults(func=run)
 
 
@@ -234,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except UsageError as exc:
         return usage_error("figure", exc)
+    except WeightsUnavailable as exc:
+        return weights_error("figure", exc)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -256,7 +262,7 @@ def _run(args: argparse.Namespace) -> int:
     check_box(box, *hr.shape[:2])
     ensure_output_dir(output.parent)
 
-    panels = model_panels(names, hr, lr, box, args.scale, args.backend)
+    panels = model_panels(names, hr, lr, box, args.scale, args.backend, args.allow_random)
     hr_lines = [f"{source.stem} (HR), x{args.scale}", "box " + ",".join(map(str, box))]
     figure = render_figure(hr, box, panels, hr_lines)
     Image.fromarray(figure).save(output, format="PNG")

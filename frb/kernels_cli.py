@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from frb.cli_common import UsageError, ensure_output_dir, print_notice, usage_error
+from frb.cli_common import (
+    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
+)
 from frb.models import MODELS, SCALES
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default=None, help="a binary layer (default: body.0.conv1, or the model's first binary layer)")
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    p.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM_HELP)
     p.set_defaults(func=run)
 
 
@@ -77,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
         out_dir = ensure_output_dir(Path(args.output))
     except UsageError as exc:
         return usage_error("kernels", exc)
-    view = kernels.kernel_view(args.model, args.layer, args.scale)
+    try:
+        view = kernels.kernel_view(args.model, args.layer, args.scale, allow_random=args.allow_random)
+    except kernels.WeightsUnavailableError as exc:
+        return weights_error("kernels", WeightsUnavailable(str(exc)))
     print_notice(view.notice)
     for path in write_outputs(view, args.scale, out_dir):
         print(f"written: {path}")

@@ -19,7 +19,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from frb.bitwise.runner import BACKENDS, Runner, make_runner
-from frb.cli_common import UsageError, ensure_output_dir, non_negative_int, print_notice, usage_error
+from frb.cli_common import (
+    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, non_negative_int, print_notice, usage_error,
+    weights_error,
+)
 from frb.evaluate import IMAGE_SUFFIXES
 from frb.imaging import ImageError, load_image, to_tensor, to_uint8
 from frb.models import MODELS, SCALES
@@ -86,6 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"LR tile size, 0 = whole image (default: {DEFAULT_TILE} above {AUTO_TILE_ABOVE:,} LR pixels, else 0)")
     p.add_argument("--tile-pad", type=non_negative_int, default=DEFAULT_TILE_PAD, help="LR pixels of context around each tile")
     p.add_argument("--suffix", default=None, help="added to each output's stem (default: _<model>_x<scale>)")
+    p.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM_HELP)
     p.set_defaults(func=run)
 
 
@@ -94,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except UsageError as exc:
         return usage_error("upscale", exc)
+    except WeightsUnavailable as exc:
+        return weights_error("upscale", exc)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,9 +109,9 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = ensure_output_dir(Path(args.output))
     suffix = f"_{args.model}_x{args.scale}" if args.suffix is None else args.suffix
     outputs = output_paths(inputs, out_dir, suffix)
-    model, notice = load_model(args.model, args.scale)
+    model, notice = load_model(args.model, args.scale, allow_random=args.allow_random)
     if model is None:
-        raise UsageError(notice)
+        raise WeightsUnavailable(notice)
     print_notice(notice)
     runner = make_runner(model, args.backend)
 

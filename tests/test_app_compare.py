@@ -184,3 +184,20 @@ def test_large_lr_runs_tiled_and_matches_untiled():
     with torch.no_grad():
         direct = to_uint8(create_model("bicubic", 2)(to_tensor(img)))
     assert np.abs(comp.results[0].image.astype(int) - direct).max() <= 1
+
+
+def test_a_model_without_usable_weights_is_left_out_and_named(tmp_path, monkeypatch):
+    from app import catalog
+    from app import weights as W
+    from frb import hub
+
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # no weights at all
+    monkeypatch.setattr(W, "_cache", {})
+    img = synthetic(64, 64)
+    comp = cmp.compare(img, ["bicubic", "frbc"], cmp.MODE_HR, scale=2)
+    assert [r.name for r in comp.results] == ["bicubic"]
+    assert any(n.startswith("not run: frbc x2 is unavailable") for n in comp.notices)
+    with pytest.raises(ValueError, match="frbc x2 is unavailable"):
+        cmp.compare(img, ["frbc"], cmp.MODE_HR, scale=2)
+    row = next(r for r in catalog.model_rows(2) if r[0] == "frbc")
+    assert row[4].startswith("unavailable: ") and row[6] == "—"  # no stale score from the manifest

@@ -96,7 +96,7 @@ def test_any_binary_layer_of_any_binarized_model(model):
     layer = K.layer_names(model)[-1]
     view = K.kernel_view(model, layer)
     assert view.layer == layer and view.figure.ndim == 3 and len(view.rows) == view.weight_shape[0] + 1
-    assert ("randomly initialised" in view.notice) == (find_weights(model, 4).source == "none")
+    assert find_weights(model, 4).source == "bundled" and view.notice == ""
 
 
 def test_bad_choices_have_readable_errors():

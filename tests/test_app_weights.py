@@ -43,16 +43,21 @@ def test_bad_checksum_and_missing_weights_give_notices(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
     monkeypatch.setattr(W, "_cache", {})
     model, notice = W.load_model("bnn", 3)
-    assert "fails its sha256 check" in notice and "randomly initialised" in notice
+    assert model is None and "fails its sha256 check" in notice and "bnn x3 is unavailable" in notice
+    model, notice = W.load_model("bnn", 3, allow_random=True)
+    assert model is not None and "fails its sha256 check" in notice and "randomly initialised" in notice
     assert W.find_weights("frbc", 4, tmp_path).source == "none"
 
 
-def test_load_model_is_cached_and_says_when_untrained(tmp_path, monkeypatch):
+def test_without_weights_a_model_is_unavailable_unless_random_is_asked_for(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # an empty folder: no weights anywhere
     monkeypatch.setattr(W, "_cache", {})
-    model, notice = W.load_model("frbc", 4)
-    assert W.load_model("frbc", 4)[0] is model and not model.training
-    assert notice == "no trained weights bundled for frbc x4: showing a randomly initialised frbc x4"
+    missing, why = W.load_model("frbc", 4)
+    assert missing is None and why.startswith("frbc x4 is unavailable: no trained weights bundled for frbc x4")
+    assert "git checkout assets/weights" in why
+    model, notice = W.load_model("frbc", 4, allow_random=True)
+    assert W.load_model("frbc", 4, allow_random=True)[0] is model and not model.training
+    assert notice == "no trained weights bundled for frbc x4: showing a randomly initialised frbc x4 (--allow-random)"
     again = W._random_model("frbc", 4)  # the random fallback is the same in every process
     assert torch.equal(again.conv_first.weight, model.conv_first.weight)
     assert W.load_model("bicubic", 4)[1] == ""

@@ -82,14 +82,14 @@ def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp
 
 
 def small_benchmark(tmp_path: Path, set5_dir: Path) -> Path:
-    folder = tmp_path / "bench" / "Tiny"
+    folder = tmp_path / "bench" / "Set5"
     folder.mkdir(parents=True)
     Image.fromarray(load_image(set5_dir / "baby.png")[:64, :48]).save(folder / "baby.png")
     return folder
 
 
 def campaign_with(tmp_path: Path, data_root: Path, plan_text: str, shipped: tuple[str, ...]) -> Campaign:
-    """A campaign over a copy of some shipped files, training on Set14 (half held out), scoring on a crop."""
+    """A campaign over a copy of some shipped files, training on Set14 (half held out), scoring on a Set5 crop."""
     assets = tmp_path / "assets"
     assets.mkdir()
     entries = [e for e in BUNDLED if (e["name"], e["scale"]) in {(n, 2) for n in shipped}]
@@ -134,6 +134,7 @@ def test_a_chunk_warm_starts_from_the_shipped_file_and_records_its_ledger(tmp_pa
     before = hub.manifest_entry("srresnet", 2, campaign.assets)
     record = campaign.run_chunk(stage, 1.0, log=lambda _: None)
     assert record["finished"] and record["chunks"][-1]["step"] == 3
+    assert 20 < record["chunks"][-1]["Set5_psnr"] < 60  # the learning-curve point
     # Warm start: the run began from the shipped weights (float16 -> float32), not from scratch.
     init = load_file(str(campaign.folder(stage) / "init.safetensors"))
     shipped = load_file(str(hub.ASSETS_DIR / "srresnet_x2.safetensors"))
@@ -173,7 +174,7 @@ def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root):
     outcome = campaign.consider(stage, summary)
     assert outcome["shipped"] and outcome["held_out_psnr"] > outcome["shipped_held_out_psnr"]
     entry = hub.manifest_entry("srresnet", 2, campaign.assets)
-    assert entry["sha256"] == hub.sha256_file(shipped) and set(entry["metrics"]) == {"Tiny"}
+    assert entry["sha256"] == hub.sha256_file(shipped) and set(entry["metrics"]) == {"Set5"}
 
 
 def test_a_finished_or_teacherless_stage_is_skipped(tmp_path, data_root):

@@ -199,3 +199,53 @@ def test_figure_malformed_box_is_an_argparse_error(images, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["figure", "--data", str(images), "--image", "baby", "-o", str(tmp_path / "f.png"), "--box", "1,2,3"])
     assert exit_.value.code == 2 and "expected x,y,w,h" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged weights: stop, name the checksum, write nothing (unless --allow-random)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def damaged_frbc(tmp_path, monkeypatch) -> Path:
+    """A copy of the bundled weights in which frbc_x4.safetensors has one flipped byte."""
+    import shutil
+
+    from app import weights as W
+    from frb import hub
+
+    assets = tmp_path / "assets"
+    shutil.copytree(hub.ASSETS_DIR, assets)
+    data = bytearray((assets / "frbc_x4.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (assets / "frbc_x4.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(hub, "ASSETS_DIR", assets)
+    monkeypatch.setattr(W, "_cache", {})
+    return assets
+
+
+def test_damaged_weights_stop_upscale_kernels_figure_and_eval_naming_the_checksum(damaged_frbc, images, tmp_path, capsys, set5_dir):
+    import time
+
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "frbc"]) == 1
+    err = capsys.readouterr().err
+    assert "frbc x4 is unavailable" in err and "fails its sha256 check" in err and "git checkout assets/weights" in err
+    assert not list(out.glob("*.png"))  # nothing written from fake weights
+    assert time.perf_counter() - start < 30  # offline: no Hub retries
+    assert main(["kernels", "--model", "frbc", "-o", str(tmp_path / "k")]) == 1
+    assert "fails its sha256 check" in capsys.readouterr().err
+    assert main(["figure", "--data", str(set5_dir), "--image", "baby", "--models", "bicubic,frbc",
+                 "-o", str(tmp_path / "f.png")]) == 1
+    assert "fails its sha256 check" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--model", "frbc", "--data", str(set5_dir)])
+    assert "fails its sha256 check" in str(exit_.value)
+
+
+def test_allow_random_runs_a_damaged_model_and_says_so(damaged_frbc, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "frbc", "--allow-random"]) == 0
+    assert "randomly initialised frbc x4 (--allow-random)" in capsys.readouterr().err
+    assert len(list(out.glob("*.png"))) == len(CROPS)

@@ -92,5 +92,5 @@ def test_a_model_without_weights_is_refused(set5_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # nothing bundled
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit, match="frbc' x4 has no bundled weights; pass --weights FILE"):
+    with pytest.raises(SystemExit, match=r"frbc' x4 has no usable weights \(no trained weights bundled for frbc x4\); .*pass --weights FILE"):
         main(["eval", "--model", "frbc", "--scale", "4", "--data", str(set5_dir)])
