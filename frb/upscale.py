@@ -2,14 +2,19 @@
 
 The flags follow Real-ESRGAN's ``inference_realesrgan.py`` (``-i``, ``-o``, ``-s``, ``-m``,
 ``--tile``, ``--tile-pad``, ``--suffix``). Models come from ``app.weights.load_model`` (trained
-weights through ``frb.hub``, else a seeded random model with a notice) and run on one of
-``frb.bitwise``'s backends. Each output is ``<stem><suffix>.png`` in the output folder; an input
-is never overwritten. An unreadable file is reported and skipped; the exit code is then 1.
-Large images run tile by tile (``frb.tiling``) so that memory stays bounded.
+weights through ``frb.hub``; a model without them stops the command unless ``--allow-random``)
+and run on one of ``frb.bitwise``'s backends. Each output is ``<stem><suffix>.png`` in the output
+folder, ``<stem>_<ext><suffix>.png`` for inputs that share a stem (photo.jpg and photo.png), written
+atomically (a temporary file renamed into place). Nothing is overwritten unless ``--overwrite``:
+existing outputs stop the run before any model runs, or are skipped with ``--skip-existing`` (which
+also resumes an interrupted run). An unreadable file is reported and skipped, the others are still
+written, a summary ends the run (written / skipped / failed, with reasons) and the exit code is 1
+when anything failed. Large images run tile by tile (``frb.tiling``) so that memory stays bounded.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +34,7 @@ from frb.models import MODELS, SCALES
 from frb.tiling import tiled_forward
 
 #: Read from a folder (a file named on the command line is tried whatever its suffix).
-INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".webp")
+INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".webp", ".gif")
 #: LR tile size used when ``--tile`` is not given and the LR image has more than AUTO_TILE_ABOVE pixels.
 DEFAULT_TILE = 256
 AUTO_TILE_ABOVE = 512 * 512
@@ -50,17 +55,29 @@ def input_files(path: Path) -> list[Path]:
 
 
 def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Path]:
-    """``out_dir/<stem><suffix>.png`` for every input; refuses to overwrite an input or to write one file twice."""
-    outputs = [out_dir / f"{p.stem}{suffix}.png" for p in inputs]
+    """``out_dir/<stem><suffix>.png`` for every input, ``<stem>_<ext><suffix>.png`` where stems clash
+    (case-insensitively); refuses to overwrite an input."""
+    stems: dict[str, int] = {}
+    for p in inputs:
+        stems[p.stem.lower()] = stems.get(p.stem.lower(), 0) + 1
+    name = lambda p: f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems[p.stem.lower()] > 1 else p.stem
+    outputs = [out_dir / f"{name(p)}{suffix}.png" for p in inputs]
     resolved_inputs = {p.resolve() for p in inputs}
-    first_source: dict[Path, Path] = {}
-    for src, dst in zip(inputs, outputs):
+    for dst in outputs:
         if dst.resolve() in resolved_inputs:
             raise UsageError(f"refusing to overwrite the input {dst}; choose another output folder or a non-empty --suffix")
-        other = first_source.setdefault(dst.resolve(), src)
-        if other != src:
-            raise UsageError(f"{other} and {src} would both be written to {dst}; upscale them separately")
     return outputs
+
+
+def check_existing(outputs: Sequence[Path], overwrite: bool, skip_existing: bool) -> set[Path]:
+    """The outputs to skip; with neither flag, existing outputs are a usage error (nothing is overwritten)."""
+    existing = [p for p in outputs if p.exists()]
+    if not existing or overwrite:
+        return set()
+    if skip_existing:
+        return set(existing)
+    raise UsageError(f"{len(existing)} output(s) already exist, e.g. {existing[0]}; pass --skip-existing to keep "
+                     "them (and resume an interrupted run) or --overwrite to replace them")
 
 
 def tile_size(lr_shape: tuple[int, ...], tile: int | None) -> int:
@@ -90,6 +107,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile-pad", type=non_negative_int, default=DEFAULT_TILE_PAD, help="LR pixels of context around each tile")
     p.add_argument("--suffix", default=None, help="added to each output's stem (default: _<model>_x<scale>)")
     p.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM_HELP)
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    existing.add_argument("--skip-existing", action="store_true", help="keep outputs that already exist (resumes a run)")
     p.set_defaults(func=run)
 
 
@@ -109,19 +129,37 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = ensure_output_dir(Path(args.output))
     suffix = f"_{args.model}_x{args.scale}" if args.suffix is None else args.suffix
     outputs = output_paths(inputs, out_dir, suffix)
+    skip = check_existing(outputs, args.overwrite, args.skip_existing)
     model, notice = load_model(args.model, args.scale, allow_random=args.allow_random)
     if model is None:
         raise WeightsUnavailable(notice)
     print_notice(notice)
     runner = make_runner(model, args.backend)
 
-    failed = 0
+    failed: list[tuple[Path, str]] = []
+    written = 0
     for src, dst in zip(tqdm(inputs, desc=f"{args.model} x{args.scale}", unit="image"), outputs):
+        if dst in skip:
+            continue
         try:
             sr = upscale_image(runner, load_image(src), args.scale, args.tile, args.tile_pad)
-            Image.fromarray(sr).save(dst, format="PNG")
+            save_png_atomically(sr, dst)
+            written += 1
         except (ImageError, OSError) as exc:
-            failed += 1
+            failed.append((src, str(exc)))
             tqdm.write(f"error: {src}: {exc}", file=sys.stderr)
-    print(f"{len(inputs) - failed} of {len(inputs)} images written to {out_dir}")
+    print(f"{written} of {len(inputs)} images written to {out_dir}"
+          + (f", {len(skip)} skipped (already there)" if skip else "") + (f", {len(failed)} failed:" if failed else ""))
+    for src, why in failed:
+        print(f"  {src}: {why}")
     return 1 if failed else 0
+
+
+def save_png_atomically(image: np.ndarray, path: Path) -> None:
+    """Write a PNG through a temporary file renamed into place: an interrupted run leaves no half file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -249,3 +249,42 @@ def test_allow_random_runs_a_damaged_model_and_says_so(damaged_frbc, images, tmp
     assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "frbc", "--allow-random"]) == 0
     assert "randomly initialised frbc x4 (--allow-random)" in capsys.readouterr().err
     assert len(list(out.glob("*.png"))) == len(CROPS)
+
+
+# --------------------------------------------------------------------------------------------
+# Batch runs: no collisions, nothing overwritten, resumable, a summary
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_stem_clash_writes_both_files(images, tmp_path, capsys):
+    Image.open(images / "bird.png").save(images / "bird.jpg", quality=95)
+    out = tmp_path / "out"
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["baby_bicubic_x2.png", "bird_jpg_bicubic_x2.png", "bird_png_bicubic_x2.png"]
+    assert "3 of 3 images written" in capsys.readouterr().out
+
+
+def test_existing_outputs_are_never_overwritten_unless_asked(images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2"]) == 0
+    first = out / "baby_bicubic_x2.png"
+    first.write_bytes(b"an earlier result")
+    (out / "bird_bicubic_x2.png").unlink()  # as if the first run had been interrupted
+    capsys.readouterr()
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2"]) == 2
+    assert "already exist" in capsys.readouterr().err and first.read_bytes() == b"an earlier result"
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2", "--skip-existing"]) == 0
+    assert first.read_bytes() == b"an earlier result" and (out / "bird_bicubic_x2.png").is_file()
+    printed = capsys.readouterr().out
+    assert "1 of 2 images written to" in printed and "1 skipped (already there)" in printed
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2", "--overwrite"]) == 0
+    assert load_image(first).shape[:2] == (160, 192)
+    assert not list(out.glob(".*.partial"))
+
+
+def test_the_summary_lists_failures_with_reasons(images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2"]) == 1
+    printed = capsys.readouterr().out
+    assert "2 of 3 images written" in printed and "1 failed:" in printed and "broken.png: cannot read image" in printed
