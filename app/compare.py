@@ -192,11 +192,11 @@ METRIC_HEADERS = ["method", "PSNR (dB, Y)", "SSIM (Y)", "runtime (s)", "backend"
 
 
 def metrics_table(comparison: Comparison) -> list[list]:
-    """Rows of METRIC_HEADERS; PSNR/SSIM are None in LR mode."""
+    """Rows of METRIC_HEADERS; PSNR/SSIM are None in LR mode, an output identical to HR scores "inf"."""
     return [
         [
             r.title,
-            None if r.psnr is None else round(r.psnr, 2),
+            None if r.psnr is None else (round(r.psnr, 2) if math.isfinite(r.psnr) else "inf"),
             None if r.ssim is None else round(r.ssim, 4),
             round(r.runtime_s, 3),
             r.backend,

@@ -35,13 +35,13 @@ from frb.models import MODELS, create_model, get_spec
 DEFAULT_LAYER = "body.0.conv1"
 NUM_CHANNELS = 12
 ROW_LABELS = ("full precision W", "vanilla: mean|W_c| sign(W)", "FRB: two bases")
-STORED_LABEL = "trained {model}: stored W_b"
+STORED_LABEL = "trained {model}: W_b (own scale)"
 TEACHERS = {"srresnet": "srresnet", "swinir": "swinir_s"}  # backbone -> its full-precision model
 TABLE_HEADERS = ["output channel", "vanilla error", "FRB error", "FRB improvement (%)"]
 
 CELL = 4  # screen pixels per weight
 GAP = 8
-LABEL_W = 210
+LABEL_W = 240
 HEADER_H = 22
 BAR_H = 46
 NEGATIVE = np.array([40, 80, 200], dtype=np.float64)
@@ -215,6 +215,6 @@ def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, chann
     vmax = float(max(np.abs(k).max() for k in rows_of_kernels)) or 1.0
     own = stored.numpy().astype(np.float64)[shown]
     grids = [[kernel_image(k) for k in kernels] for kernels in rows_of_kernels + [own]]
-    labels = ROW_LABELS + (STORED_LABEL.format(model=model_name) + " (own scale)",)
+    labels = ROW_LABELS + (STORED_LABEL.format(model=model_name),)
     figure = render_figure(grids, labels, vmax, shown, row_vmax=(vmax, vmax, vmax, float(np.abs(own).max()) or 1.0))
     return KernelView(model_name, layer, tuple(w.shape), figure, error_rows(w_np, vanilla, frb), notice)

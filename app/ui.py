@@ -6,6 +6,9 @@ every notice is also written to a visible status box, since ``gr.Warning`` does 
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import gradio as gr
 
 from app import compare as cmp
@@ -14,7 +17,7 @@ from app.catalog import MODEL_HEADERS, model_rows
 from app.examples import EXAMPLES, example_path
 from app.kernels import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
 from app.outputs import save_pngs
-from frb.imaging import ImageError, load_image
+from frb.imaging import ImageError, input_notices, load_image
 from frb.models import MODELS, SCALES
 
 CONCURRENCY_LIMIT = 2  # one request per vCPU on a basic Space
@@ -56,6 +59,29 @@ def _status(notices: list[str]) -> str:
     return "\n".join(f"• {n}" for n in notices) if notices else "ok"
 
 
+log = logging.getLogger("frb-sr.app")
+#: The last error of each browser session, shown in its Status box by ``show_error`` (Gradio's
+#: toast fades; the box keeps it until the next run).
+_errors: dict[str, str] = {}
+ERROR_DURATION_S = 10
+
+
+def user_error(message: str, upload: str | None = None, request: gr.Request | None = None) -> gr.Error:
+    """The ``gr.Error`` to raise for a user's mistake: the server's upload path replaced by the file's
+    name, one log line instead of a traceback, and the message kept for the session's Status box."""
+    if upload:
+        message = message.replace(str(upload), Path(upload).name)
+    log.info("user error: %s", message)
+    if request is not None and request.session_hash:
+        _errors[request.session_hash] = message
+    return gr.Error(message, duration=ERROR_DURATION_S, print_exception=False)
+
+
+def show_error(request: gr.Request) -> str:
+    """After a failed run: the Status box shows the error (and keeps it)."""
+    return "error: " + _errors.pop(request.session_hash, "the run failed")
+
+
 # ---------------------------------------------------------------------------------------------
 # Compare handlers
 # ---------------------------------------------------------------------------------------------
@@ -80,14 +106,15 @@ def run_compare(
     fit: bool,
     region: tuple[int, int, int] | None = None,
     progress: gr.Progress = gr.Progress(),
+    request: gr.Request | None = None,
 ):
     """The /compare endpoint: run the chosen methods and fill every output of the Compare tab.
 
     ``region`` (x, y, size) is the session's last crop region (a state, not part of the API); the
-    first run of a session crops the centre.
+    first run of a session crops the centre. User errors raise ``gr.Error`` (see ``user_error``).
     """
     if image is None:
-        raise gr.Error("upload an image, paste one or pick an example first")
+        raise user_error("upload an image, paste one or pick an example first", request=request)
     methods = list(baseline or []) + list(full_precision or []) + list(binarized or [])
     try:
         comparison = cmp.compare(
@@ -95,7 +122,8 @@ def run_compare(
             progress=lambda f, d: progress(f, desc=d),
         )
     except (ImageError, ValueError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(str(exc), image, request) from None
+    comparison.notices[:0] = input_notices(image)
     h, w = cmp.output_shape(comparison)
     if region is None:
         start = cmp.default_region(comparison)
@@ -168,7 +196,7 @@ def show_kernels(model: str, layer: str | None, scale: int = 4):
     try:
         view = kernel_view(model, layer or None, int(scale))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(str(exc)) from None
     shape = "x".join(map(str, view.weight_shape))
     notice = f"{view.model} · {view.layer} · weight {shape}"
     return view.figure, view.rows, notice + (f"\n• {view.notice}" if view.notice else "")
@@ -236,7 +264,7 @@ def _compare_tab() -> None:
         [image, mode, scale, baseline, full_precision, binarized, backend, fit, region],
         [gallery, table, x, y, size, picker, crops, left, right, slider, files, status, state, region],
         api_name="compare",
-    )
+    ).failure(show_error, None, status, api_visibility="private")
     for slider_input in (x, y, size):
         slider_input.release(move_region, [state, x, y, size], [picker, crops, region], api_visibility="private")
     picker.select(click_region, [state, size], [x, y, picker, crops, region], api_visibility="private")
@@ -282,7 +310,8 @@ def _models_tab(demo: gr.Blocks) -> None:
 
 def build_demo() -> gr.Blocks:
     """The whole app, queued with limits that keep a 2-vCPU Space responsive (not launched)."""
-    with gr.Blocks(title="frb-sr: binarized super-resolution") as demo:
+    # delete_cache: uploads and served files older than an hour are removed every hour (Gradio's cache).
+    with gr.Blocks(title="frb-sr: binarized super-resolution", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Compare"):
             _compare_tab()

@@ -179,6 +179,25 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
         raise ImageDecodeError(f"cannot read image: unsupported image mode {mode!r} ({exc})") from exc
 
 
+def input_notices(path: str | os.PathLike) -> list[str]:
+    """What ``load_image`` changes in a file that a user should be told about: transparency
+    flattened onto white, and frames after the first of an animated image left out. Reads the
+    header and the alpha channel only; an unreadable file gives no notice (``load_image`` reports it)."""
+    notices = []
+    try:
+        with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                notices.append(f"animated image: only the first of its {frames} frames is used")
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                alpha = np.asarray(img.convert("RGBA").getchannel("A"))
+                if alpha.min() < 255:
+                    notices.append("the image has transparency: it was flattened onto white")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return []
+    return notices
+
+
 def load_image(src: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load ``src`` as an ``HxWx3`` uint8 RGB array.
 

@@ -73,3 +73,10 @@ def test_compare_then_kernels(url, page, tmp_path):
     page.wait_for_timeout(1000)  # let the table finish fading in
     page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
     assert all((tmp_path / f"{name}.png").stat().st_size > 0 for name in ("compare", "kernels", "models"))
+
+
+def test_an_error_stays_in_the_status_box(url, page):
+    page.goto(url)
+    page.get_by_role("button", name="Run").click()  # no image
+    page.wait_for_function("document.querySelector('#status textarea').value.startsWith('error: ')")
+    assert page.locator("#status textarea").input_value() == "error: upload an image, paste one or pick an example first"

@@ -201,3 +201,36 @@ def test_a_model_without_usable_weights_is_left_out_and_named(tmp_path, monkeypa
         cmp.compare(img, ["frbc"], cmp.MODE_HR, scale=2)
     row = next(r for r in catalog.model_rows(2) if r[0] == "frbc")
     assert row[4].startswith("unavailable: ") and row[6] == "—"  # no stale score from the manifest
+
+
+def test_user_errors_name_the_file_never_the_servers_path_and_stay_for_the_status_box(tmp_path):
+    from types import SimpleNamespace
+
+    upload = _write(tmp_path, "notes.png", b"this is not an image\n")
+    session = SimpleNamespace(session_hash="session-1")
+    with pytest.raises(gr.Error) as info:
+        ui.run_compare(str(upload), cmp.MODE_HR, 2, ["bicubic"], [], [], "torch", True, None,
+                       progress=no_progress, request=session)
+    assert "notes.png" in info.value.message and str(tmp_path) not in info.value.message
+    assert info.value.print_exception is False  # one log line, no traceback, for a user's mistake
+    assert ui.show_error(session) == "error: " + info.value.message  # what the Status box then shows
+    assert ui.show_error(session) == "error: the run failed"  # shown once, then forgotten
+
+
+def test_an_identical_output_scores_inf_and_says_so():
+    comp = cmp.compare(synthetic(32, 32), ["bicubic"], cmp.MODE_HR, scale=2)
+    comp.results[0].psnr = float("inf")
+    assert cmp.metrics_table(comp)[0][1] == "inf"
+
+
+def test_flattened_transparency_and_dropped_frames_are_announced(tmp_path):
+    rgba = np.dstack([synthetic(48, 48), np.full((48, 48), 255, np.uint8)])
+    rgba[:10, :10, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    frames = [Image.fromarray(synthetic(48, 48, seed=s)) for s in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(synthetic(48, 48)).save(tmp_path / "plain.png")
+    status = {name: handler(tmp_path / name)[11] for name in ("alpha.png", "anim.gif", "plain.png")}
+    assert "flattened onto white" in status["alpha.png"]
+    assert "only the first of its 3 frames" in status["anim.gif"]
+    assert status["plain.png"] == "ok"
