@@ -1,7 +1,9 @@
 """The bitwise engine: packed dot products are exact, models match the torch backend, threads."""
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +265,45 @@ def test_launches_are_serialised_under_a_thread_unsafe_layer(monkeypatch):
     for t in threads:
         t.join()
     assert peak[0] == 1 and kernels._serialise
+
+
+def test_frb_isa_avx2_compiles_without_avx512_and_gives_the_same_bits(tmp_path):
+    # A fresh process (the target is fixed when the engine is imported) with an empty numba cache:
+    # kernels compiled for an AVX2-only CPU use no 512-bit registers, take the carry-save popcount,
+    # and give the host build's integer dot products bit for bit.
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, numba, numpy as np, torch\n"
+        "from frb.bitwise import SETTINGS, kernels as K, ops\n"
+        "from frb.bitwise.packing import PackedLayer, pack_weight_signs\n"
+        "from tests.test_bitwise import _raw_layer, _signs\n"
+        "gen = torch.Generator().manual_seed(7)\n"
+        "x, w = _signs((2, 65, 9, 11), gen), _signs((70, 65, 3, 3), gen)\n"
+        "raw = _raw_layer(pack_weight_signs(w)[None], 'conv', 65, 70, 3)\n"
+        "bits = ops.input_bits(raw, np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), 1)\n"
+        "out = np.empty((2, 9, 11, 70), np.float32)\n"
+        "kernel = K.conv_kernel(3, 1, False, False, False, True, False, SETTINGS.popcount == 'csa')\n"
+        "K.run(kernel, bits, raw.bits, raw.kbits, raw.scales, raw.bias, raw.prelu, ops._dummy(4), ops._dummy(4),\n"
+        "      ops._dummy(1), out, ops._dummy(4, np.uint64))\n"
+        "asm = [f.inspect_asm(s) for f in (kernel,) for s in f.signatures]\n"
+        "print(json.dumps({'isa': SETTINGS.isa, 'popcount': SETTINGS.popcount, 'kernels': len(asm),\n"
+        "                  'zmm': sum(a.count('zmm') for a in asm), 'dot': out.astype(int).ravel().tolist()}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for isa in ("host", "avx2"):
+        env = {**os.environ, "FRB_ISA": isa, "NUMBA_CACHE_DIR": str(tmp_path / isa), "PYTHONPATH": str(root)}
+        env.pop("NUMBA_CPU_NAME", None), env.pop("NUMBA_CPU_FEATURES", None)
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[isa] = json.loads(out.stdout.strip().splitlines()[-1])
+    avx2 = runs["avx2"]
+    assert avx2["isa"] == "avx2" and avx2["popcount"] == "csa" and avx2["kernels"] > 0 and avx2["zmm"] == 0
+    assert avx2["dot"] == runs["host"]["dot"]
+    from frb.bitwise import SETTINGS
+
+    if SETTINGS.avx512 and SETTINGS.isa == "host":  # the inspection does see 512-bit code where there is some
+        assert runs["host"]["zmm"] > 0

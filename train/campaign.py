@@ -417,6 +417,10 @@ def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, 
         pub = " / ".join(f"{float(ref[f'{b}_psnr']):.2f}" if ref and ref.get(f"{b}_psnr") else "-" for b in BENCHMARK_SETS)
         scores = " | ".join(cell(entry["metrics"].get(b)) for b in BENCHMARK_SETS)
         lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if name != 'bicubic' else '-'} |")
+    bar = [r for r in published if r["method"] == "bbcu_l" and int(r["scale"]) == scale]
+    if bar:
+        pub = " / ".join(f"{float(bar[0][f'{b}_psnr']):.2f}" for b in BENCHMARK_SETS)
+        lines.append(f"| BBCU-L (the bar FRB beats; published only) |{' |' * len(BENCHMARK_SETS)} {pub} | - |")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,13 @@ already chose it through numba's own environment variable:
   LLVM may use 512-bit vectors (15-20 % faster kernels measured on a Xeon; on this project's
   AMD EPYC (Zen 4) LLVM picks 512-bit popcounts either way).
 
+* ``FRB_ISA=avx2`` (this project's variable): compile every kernel for an AVX2-only x86 CPU
+  (LLVM CPU ``haswell`` and its features, no AVX-512) whatever the host, so that the code users
+  without AVX-512 run is tested and measured on an AVX-512 development host. It sets
+  ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` and takes the popcount strategy of such a CPU; the
+  numba cache keys compiled code by CPU name and features, so both targets share one cache.
+  ``FRB_ISA=host`` (the default) compiles for the host.
+
 The popcount strategy is chosen here too (``FRB_POPCOUNT=native|csa`` overrides it):
 ``native`` sums one LLVM ``ctpop`` per XOR word (a single VPOPCNTQ per lane with AVX-512
 VPOPCNTDQ, and the right choice on non-x86 hosts); ``csa`` first reduces the nine XOR words of
@@ -35,6 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: FRB_ISA targets: LLVM CPU name and features (a non-empty feature string, or numba adds the host's).
+ISA_TARGETS = {
+    "avx2": ("haswell", "+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse4.1,+sse4.2,+ssse3"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class EngineSettings:
     """What :func:`configure` decided (reported by ``python -m frb bench``)."""
 
     popcount: str
+    isa: str  # "host" or an ISA_TARGETS key
     cache_dir: str
     threading_layer: str
     cpu_features: str
@@ -49,8 +61,18 @@ class EngineSettings:
     vpopcntdq: bool
 
 
+def _isa() -> str:
+    isa = os.environ.get("FRB_ISA", "host") or "host"
+    if isa != "host" and isa not in ISA_TARGETS:
+        raise ValueError(f"FRB_ISA must be 'host' or one of {sorted(ISA_TARGETS)}, got {isa!r}")
+    return isa
+
+
 def _host_features() -> dict[str, bool]:
-    """LLVM's view of the host CPU features (empty where LLVM cannot tell)."""
+    """LLVM's view of the CPU features kernels are compiled for: the host's, or the FRB_ISA target's."""
+    isa = _isa()
+    if isa != "host":
+        return {name[1:]: name[0] == "+" for name in ISA_TARGETS[isa][1].split(",")}
     from llvmlite import binding
 
     try:
@@ -96,6 +118,10 @@ def _threading_layer() -> str:
 
 
 def _cpu_features(features: dict[str, bool]) -> str:
+    isa = _isa()
+    if isa != "host":
+        os.environ["NUMBA_CPU_NAME"], os.environ["NUMBA_CPU_FEATURES"] = ISA_TARGETS[isa]
+        return os.environ["NUMBA_CPU_FEATURES"]
     if os.environ.get("NUMBA_CPU_FEATURES"):
         return os.environ["NUMBA_CPU_FEATURES"]
     if not features.get("avx512f"):
@@ -124,6 +150,7 @@ def configure() -> EngineSettings:
     features = _host_features()
     settings = EngineSettings(
         popcount=_popcount(features),
+        isa=_isa(),
         cache_dir=_cache_dir(),
         threading_layer=_threading_layer(),
         cpu_features=_cpu_features(features),
@@ -139,6 +166,8 @@ def configure() -> EngineSettings:
             numba_config.THREADING_LAYER = settings.threading_layer
         if settings.cpu_features:
             numba_config.CPU_FEATURES = settings.cpu_features
+        if settings.isa != "host":
+            numba_config.CPU_NAME = os.environ["NUMBA_CPU_NAME"]
     return settings
 
 
