@@ -198,3 +198,20 @@ def test_a_new_stage_starts_from_the_better_of_an_earlier_export_and_the_shipped
         campaign.save_record(first, {"finished": True, "chunks": [{"held_out_psnr": score, "step": 3, "shipped": False}]})
         tensors, _ = campaign.best_latent("srresnet", 2, later)
         assert all(torch.equal(tensors[k], expected[k]) for k in expected)
+
+
+def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root):
+    from train.campaign import curve_points, plot_curves
+
+    campaign = campaign_with(tmp_path, data_root, PLAN, ())
+    first, second = campaign.plan.stages
+    campaign.save_record(first, {"finished": False, "chunks": [
+        {"step": 3, "held_out_psnr": 30.0, "shipped": True, "cpu_hours": 0.5, "metrics": {"Set5": 36.1}},
+        {"step": 6, "held_out_psnr": 30.2, "shipped": False, "cpu_hours": 1.0, "Set5_psnr": 36.4}]})
+    campaign.save_record(second, {"finished": False, "chunks": [{"step": 2, "held_out_psnr": 20.0, "shipped": False}]})
+    assert curve_points(campaign) == {"srresnet x2": [(0.5, 36.1), (1.0, 36.4)]}
+    plot_curves(curve_points(campaign), tmp_path / "curves.png")
+    image = np.asarray(Image.open(tmp_path / "curves.png").convert("RGB"))
+    assert image.shape == (520, 900, 3) and (image != 255).any()
+    with pytest.raises(ValueError, match="no chunk"):
+        plot_curves({}, tmp_path / "none.png")

@@ -424,6 +424,56 @@ def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, 
     return "\n".join(lines) + "\n"
 
 
+def curve_points(campaign: "Campaign") -> dict[str, list[tuple[float, float]]]:
+    """Per model and scale (``"frbc x4"``): (CPU-hours in its ledger, Set5 Y-PSNR) after every chunk."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for stage in campaign.plan.stages:
+        if not stage.ship:
+            continue
+        for chunk in campaign.record(stage)["chunks"]:
+            psnr = chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
+            if psnr is not None and chunk.get("cpu_hours") is not None:
+                points.setdefault(f"{stage.model} x{stage.scale}", []).append((chunk["cpu_hours"], float(psnr)))
+    return points
+
+
+CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
+                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34)]
+
+
+def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, height: int = 520) -> None:
+    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not points:
+        raise ValueError("no chunk has a learning-curve point yet")
+    xs = [x for pts in points.values() for x, _ in pts]
+    ys = [y for pts in points.values() for _, y in pts]
+    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
+    y0, y1 = min(ys) - 0.2, max(ys) + 0.2
+    left, top, right, bottom = 70, 30, width - 200, height - 50
+    px = lambda x: left + (x - x0) / (x1 - x0) * (right - left)
+    py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
+    img = Image.new("RGB", (width, height), "white")
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for i in range(6):
+        xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
+        draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
+        draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
+    draw.text(((left + right) // 2 - 60, height - 22), "CPU-hours in the ledger", fill="black", font=font)
+    draw.text((left, 8), f"{CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
+    for k, (label, pts) in enumerate(sorted(points.items())):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        xy = [(px(x), py(y)) for x, y in sorted(pts)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for x, y in xy:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.text((right + 15, top + 18 * k), label, fill=colour, font=font)
+    img.save(path, format="PNG")
+
+
 def history_table(campaign: "Campaign") -> str:
     """Every chunk of the campaign: stage, step, cumulative CPU-hours of the model, held-out PSNR, shipped."""
     lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
@@ -431,7 +481,7 @@ def history_table(campaign: "Campaign") -> str:
     for stage in campaign.plan.stages:
         record = campaign.record(stage)
         for chunk in record["chunks"]:
-            hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr")
+            hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
             lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
                          f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | "
                          f"{'yes' if chunk['shipped'] else 'no'} | {'' if curve is None else f'{curve:.2f}'} |")
@@ -454,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
     parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
+    parser.add_argument("--plot", help="with --tables: also draw the learning curves (Set5 vs CPU-hours) into this PNG")
     args = parser.parse_args(argv)
     benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
     campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
@@ -466,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
             print(f"### x{scale}\n\n{results_table(entries, scale, bicubic)}")
         print(f"### Campaign chunks\n\n{history_table(campaign)}")
+        if args.plot:
+            plot_curves(curve_points(campaign), Path(args.plot))
+            print(f"written: {args.plot}")
         return 0
     if not args.hours:
         parser.error("--hours is required (or --status)")
