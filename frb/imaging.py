@@ -251,7 +251,10 @@ def to_tensor(img: np.ndarray) -> Tensor:
     """``HxWx3`` uint8 -> ``(1, 3, H, W)`` float32 tensor with values ``v / 255`` in [0, 1]."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got shape {img.shape} and type {img.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0).unsqueeze(0)
+    planes = np.ascontiguousarray(img.transpose(2, 0, 1))
+    if not planes.flags.writeable:  # e.g. a single-row image: ascontiguousarray returned a read-only view
+        planes = planes.copy()
+    return torch.from_numpy(planes).float().div_(255.0).unsqueeze(0)
 
 
 def to_uint8(t: Tensor) -> np.ndarray:
