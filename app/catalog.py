@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from app.weights import find_weights
+from frb.weights import find_weights
 from frb.cost import Cost, count_cost
 from frb.hub import compute_used
 from frb.models import MODELS, create_model

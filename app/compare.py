@@ -19,8 +19,8 @@ from PIL import Image
 
 from app.backend import select_forward
 from app.catalog import cost
-from app.weights import load_model
-from frb.imaging import ImageError, ImageTooLargeError, make_lr, to_tensor, to_uint8
+from frb.weights import load_model
+from frb.imaging import ImageError, ImageTooLargeError, enlarge, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
 from frb.tiling import tiled_forward
@@ -232,11 +232,6 @@ def default_region(comparison: Comparison, size: int = 48) -> Region:
 
 def output_shape(comparison: Comparison) -> tuple[int, int]:
     return comparison.lr.shape[0] * comparison.scale, comparison.lr.shape[1] * comparison.scale
-
-
-def enlarge(img: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour enlargement by an integer factor (each pixel becomes a factor x factor block)."""
-    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
 
 
 def crops(comparison: Comparison, region: Region, display: int = 192) -> list[tuple[np.ndarray, str]]:

@@ -1,6 +1,6 @@
 """The Gradio layout and event wiring: Compare, Kernels and Models tabs.
 
-Handlers convert between components and the plain functions of ``app.compare``, ``app.kernels``
+Handlers convert between components and the plain functions of ``app.compare``, ``frb.kernel_view``
 and ``app.catalog``; user errors become ``gr.Error`` (which API clients receive as exceptions) and
 every notice is also written to a visible status box, since ``gr.Warning`` does not reach clients.
 """
@@ -15,7 +15,7 @@ from app import compare as cmp
 from app.backend import BACKENDS
 from app.catalog import MODEL_HEADERS, model_rows
 from app.examples import EXAMPLES, example_path
-from app.kernels import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
+from frb.kernel_view import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
 from app.outputs import save_pngs
 from frb.imaging import ImageError, input_notices, load_image
 from frb.models import MODELS, SCALES

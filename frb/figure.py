@@ -1,7 +1,7 @@
 """``python -m frb figure``: the paper's visual comparison (Fig. 2-4) for one benchmark image.
 
 The HR image is cropped to a multiple of the scale and MATLAB-bicubic downscaled (``make_lr``);
-every model super-resolves the LR image (``app.weights.load_model``, a ``frb.bitwise`` backend).
+every model super-resolves the LR image (``frb.weights.load_model``, a ``frb.bitwise`` backend).
 The PNG shows, left, the HR image with the box drawn and, right, the box enlarged
 (nearest neighbour) from the HR image and from every output, in two rows, each with the model's
 Y-PSNR / SSIM on the whole image (border crop = scale) underneath.
@@ -22,10 +22,11 @@ from frb.cli_common import (
     ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
 )
 from frb.evaluate import image_files
-from frb.imaging import ImageError, load_image, make_lr
+from frb.imaging import ImageError, enlarge, load_image, make_lr
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
 from frb.upscale import upscale_image
+from frb.weights import load_model
 
 Box = tuple[int, int, int, int]
 
@@ -197,9 +198,6 @@ def render_figure(hr: np.ndarray, box: Box, panels: Sequence[Panel], hr_lines: S
 def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box, scale: int, backend: str,
                  allow_random: bool = False) -> list[Panel]:
     """The HR crop, then every model's crop with its Y-PSNR / SSIM (whole image, border = scale)."""
-    from app.compare import enlarge  # imported here: importing ``app`` turns on the Hub's offline mode
-    from app.weights import load_model
-
     x, y, w, h = box
     zoom = crop_zoom(box)
     panels = [Panel(enlarge(hr[y : y + h, x : x + w], zoom), "HR", "PSNR (dB) / SSIM, Y")]

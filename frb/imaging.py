@@ -247,6 +247,11 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale, ...]
 
 
+def enlarge(img: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor (each pixel becomes a factor x factor block)."""
+    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
+
+
 def to_tensor(img: np.ndarray) -> Tensor:
     """``HxWx3`` uint8 -> ``(1, 3, H, W)`` float32 tensor with values ``v / 255`` in [0, 1]."""
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:

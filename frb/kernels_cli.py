@@ -1,7 +1,7 @@
 """``python -m frb kernels``: the paper's Fig. 1 (kernel grids) and Table 1 (binarization errors) as files.
 
-The figure and the numbers are those of the app's Kernels tab, computed by ``app.kernels``
-(:func:`app.kernels.kernel_view`); this module only writes them: a PNG, and the table as
+The figure and the numbers are those of the app's Kernels tab, computed by ``frb.kernel_view``
+(:func:`frb.kernel_view.kernel_view`); this module only writes them: a PNG, and the table as
 markdown and CSV.
 """
 from __future__ import annotations
@@ -9,23 +9,19 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from frb.cli_common import (
     ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
 )
+from frb import kernel_view as kernels
+from frb.kernel_view import TABLE_HEADERS, KernelView
 from frb.models import MODELS, SCALES
-
-if TYPE_CHECKING:
-    from app.kernels import KernelView
 
 
 def table_markdown(view: KernelView, scale: int) -> str:
     """Table 1 of a ``KernelView`` as markdown, with a line on what the numbers are."""
-    from app.kernels import TABLE_HEADERS
-
     lines = [
         f"# Table 1: {view.model} x{scale}, layer `{view.layer}` (weights {'x'.join(map(str, view.weight_shape))})",
         "",
@@ -45,8 +41,6 @@ def table_markdown(view: KernelView, scale: int) -> str:
 
 def write_outputs(view: KernelView, scale: int, out_dir: Path) -> list[Path]:
     """Write ``fig1_<model>_x<scale>_<layer>.png`` and ``table1_...`` ``.md`` / ``.csv``; returns the paths."""
-    from app.kernels import TABLE_HEADERS
-
     stem = f"{view.model}_x{scale}_{view.layer}"
     png, md, csv_path = out_dir / f"fig1_{stem}.png", out_dir / f"table1_{stem}.md", out_dir / f"table1_{stem}.csv"
     Image.fromarray(view.figure).save(png, format="PNG")
@@ -70,7 +64,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app import kernels  # imported here: importing ``app`` turns on the Hub's offline mode
 
     try:
         if args.layer is not None:

@@ -1,7 +1,7 @@
 """``python -m frb upscale``: super-resolve one image or a folder of images into PNG files.
 
 The flags follow Real-ESRGAN's ``inference_realesrgan.py`` (``-i``, ``-o``, ``-s``, ``-m``,
-``--tile``, ``--tile-pad``, ``--suffix``). Models come from ``app.weights.load_model`` (trained
+``--tile``, ``--tile-pad``, ``--suffix``). Models come from ``frb.weights.load_model`` (trained
 weights through ``frb.hub``; a model without them stops the command unless ``--allow-random``)
 and run on one of ``frb.bitwise``'s backends. Each output is ``<stem><suffix>.png`` in the output
 folder, ``<stem>_<ext><suffix>.png`` for inputs that share a stem (photo.jpg and photo.png), written
@@ -32,6 +32,7 @@ from frb.evaluate import IMAGE_SUFFIXES
 from frb.imaging import ImageError, load_image, to_tensor, to_uint8
 from frb.models import MODELS, SCALES
 from frb.tiling import tiled_forward
+from frb.weights import load_model
 
 #: Read from a folder (a file named on the command line is tried whatever its suffix).
 INPUT_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".webp", ".gif")
@@ -123,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from app.weights import load_model  # imported here: importing ``app`` turns on the Hub's offline mode
-
     inputs = input_files(Path(args.input))
     out_dir = ensure_output_dir(Path(args.output))
     suffix = f"_{args.model}_x{args.scale}" if args.suffix is None else args.suffix

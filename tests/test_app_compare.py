@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from app import compare as cmp
-from app.weights import find_weights
+from frb.weights import find_weights
 from frb.imaging import ImageTooLargeError, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import create_model
@@ -188,7 +188,7 @@ def test_large_lr_runs_tiled_and_matches_untiled():
 
 def test_a_model_without_usable_weights_is_left_out_and_named(tmp_path, monkeypatch):
     from app import catalog
-    from app import weights as W
+    from frb import weights as W
     from frb import hub
 
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # no weights at all

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from app import compare as cmp
-from app.kernels import kernel_view
-from app.weights import find_weights
+from frb.kernel_view import kernel_view
+from frb.weights import find_weights
 
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")

@@ -215,3 +215,12 @@ def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root)
     assert image.shape == (520, 900, 3) and (image != 255).any()
     with pytest.raises(ValueError, match="no chunk"):
         plot_curves({}, tmp_path / "none.png")
+
+
+def test_readme_blocks_are_replaced_between_their_markers_only():
+    from train.campaign import replace_blocks
+
+    text = "intro\n<!-- a:begin -->\nold\n<!-- a:end -->\nrest\n"
+    assert replace_blocks(text, {"a": "new\n"}) == "intro\n<!-- a:begin -->\nnew\n<!-- a:end -->\nrest\n"
+    with pytest.raises(ValueError, match="expected one <!-- b:begin -->"):
+        replace_blocks(text, {"b": "x\n"})

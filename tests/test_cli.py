@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import kernels as K
-from app.compare import enlarge
+from frb import kernel_view as K
+from frb.imaging import enlarge
 from frb import figure, upscale
 from frb.__main__ import main
 from frb.bitwise.runner import make_runner
@@ -211,7 +211,7 @@ def damaged_frbc(tmp_path, monkeypatch) -> Path:
     """A copy of the bundled weights in which frbc_x4.safetensors has one flipped byte."""
     import shutil
 
-    from app import weights as W
+    from frb import weights as W
     from frb import hub
 
     assets = tmp_path / "assets"
@@ -288,3 +288,20 @@ def test_the_summary_lists_failures_with_reasons(images, tmp_path, capsys):
     assert main(["upscale", "-i", str(images), "-o", str(out), "-m", "bicubic", "-s", "2"]) == 1
     printed = capsys.readouterr().out
     assert "2 of 3 images written" in printed and "1 failed:" in printed and "broken.png: cannot read image" in printed
+
+
+def test_the_library_never_imports_the_app_or_the_hub_client_on_import():
+    # frb knows no screen: importing every frb module loads neither app/ nor gradio, and leaves
+    # huggingface_hub unimported so the command line can still choose offline mode.
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, pkgutil, sys, frb\n"
+        "for m in pkgutil.walk_packages(frb.__path__, 'frb.'): importlib.import_module(m.name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'gradio', 'huggingface_hub')))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

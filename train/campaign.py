@@ -474,6 +474,17 @@ def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width:
     img.save(path, format="PNG")
 
 
+def replace_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with the lines between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` replaced by ``blocks[NAME]``."""
+    for name, block in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise ValueError(f"expected one {begin} ... {end} block")
+        head, rest = text.split(begin)
+        text = head + begin + "\n" + block + end + rest.split(end, 1)[1]
+    return text
+
+
 def history_table(campaign: "Campaign") -> str:
     """Every chunk of the campaign: stage, step, cumulative CPU-hours of the model, held-out PSNR, shipped."""
     lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
@@ -505,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
     parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
     parser.add_argument("--plot", help="with --tables: also draw the learning curves (Set5 vs CPU-hours) into this PNG")
+    parser.add_argument("--readme", help="with --tables: rewrite the blocks between <!-- NAME:begin --> and "
+                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks) of this file")
     args = parser.parse_args(argv)
     benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
     campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
@@ -513,10 +526,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.tables:
         entries = hub.read_manifest(campaign.assets)
+        blocks = {}
         for scale in (4, 2):
             bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
-            print(f"### x{scale}\n\n{results_table(entries, scale, bicubic)}")
-        print(f"### Campaign chunks\n\n{history_table(campaign)}")
+            blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
+        blocks["campaign-chunks"] = history_table(campaign)
+        for name, block in blocks.items():
+            print(f"### {name}\n\n{block}")
+        if args.readme:
+            readme = Path(args.readme)
+            readme.write_text(replace_blocks(readme.read_text(), blocks))
+            print(f"rewrote {', '.join(blocks)} in {readme}")
         if args.plot:
             plot_curves(curve_points(campaign), Path(args.plot))
             print(f"written: {args.plot}")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from app import kernels as K
-from app.weights import find_weights, load_model
+from frb import kernel_view as K
+from frb.weights import find_weights, load_model
 from frb.layers import binary_layers
 
 

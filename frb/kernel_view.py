@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from app.weights import load_model
+from frb.weights import load_model
 from frb.binarize import ChannelMeanSign, SecondOrderResidualSign
 from frb.layers import binary_layers
 from frb.models import MODELS, create_model, get_spec

@@ -7,7 +7,7 @@ import json
 import torch
 from safetensors.torch import save_file
 
-from app import weights as W
+from frb import weights as W
 from frb import hub
 from frb.models import create_model
 
