@@ -26,6 +26,7 @@ from frb.bitwise.export import save_packed
 from frb.evaluate import default_data_dirs, evaluate_model, load_weights
 from frb.ledger import ledger_total, segment_from_summary
 from frb.models import SCALES, create_model, get_spec
+from train.checkpoint import write_json
 
 
 def ship(name: str, scale: int, trained: Path, assets: Path, **method_options: object) -> Path:
@@ -81,12 +82,13 @@ def release(name: str, scale: int, trained: Path, summary: dict, assets: Path, b
 
 
 def write_manifest(assets: Path, entries: list[dict]) -> None:
+    """Add or replace ``entries`` in the manifest, written atomically (a kill never leaves half a file)."""
     path = assets / hub.MANIFEST_NAME
     old = json.loads(path.read_text()).get("models", []) if path.is_file() else []
     keys = {(e["name"], e["scale"]) for e in entries}
     merged = [e for e in old if (e["name"], e["scale"]) not in keys] + entries
     merged.sort(key=lambda e: (e["scale"], e["name"]))
-    path.write_text(json.dumps({"models": merged}, indent=2) + "\n")
+    write_json(path, {"models": merged})
 
 
 def main(argv: list[str] | None = None) -> int:
