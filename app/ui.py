@@ -15,9 +15,10 @@ from app import compare as cmp
 from app.backend import BACKENDS
 from app.catalog import MODEL_HEADERS, model_rows
 from app.examples import EXAMPLES, example_path
-from frb.kernel_view import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
 from app.outputs import save_pngs
+from frb import hub
 from frb.imaging import ImageError, input_notices, load_image
+from frb.kernel_view import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
 from frb.models import MODELS, SCALES
 
 CONCURRENCY_LIMIT = 2  # one request per vCPU on a basic Space
@@ -53,6 +54,11 @@ class ImageUpload(gr.Image):
 
 def _choices(group: str) -> list[tuple[str, str]]:
     return [(spec.title, name) for name, spec in MODELS.items() if spec.group == group]
+
+
+def offered_scales() -> list[int]:
+    """The scales the manifest has weights for (all scales if it lists none, so the app still starts)."""
+    return list(hub.shipped_scales()) or list(SCALES)
 
 
 def _status(notices: list[str]) -> str:
@@ -226,7 +232,7 @@ def _compare_tab() -> None:
             )
             example = gr.Dropdown(choices=list(EXAMPLES), value=None, label="…or a bundled example (scikit-image)")
             mode = gr.Radio(list(cmp.MODES), value=cmp.MODE_HR, label="Mode")
-            scale = gr.Radio(list(SCALES), value=4, label="Scale")
+            scale = gr.Radio(offered_scales(), value=4, label="Scale")
             baseline = gr.CheckboxGroup(_choices("baseline"), value=["bicubic"], label="Baseline")
             full_precision = gr.CheckboxGroup(
                 _choices("full precision"), value=[m for m in DEFAULT_METHODS if MODELS[m].group == "full precision"],
@@ -277,7 +283,7 @@ def _kernels_tab(demo: gr.Blocks) -> None:
     names = binarized_model_names()
     with gr.Row():
         model = gr.Dropdown(choices=names, value="frbc", label="Binarized model")
-        scale = gr.Radio(list(SCALES), value=4, label="Scale")
+        scale = gr.Radio(offered_scales(), value=4, label="Scale")
         layer = gr.Dropdown(  # any model's layer names are valid API input: the handler checks them
             choices=layer_names("frbc"), value=default_layer("frbc"), label="Binary layer", allow_custom_value=True
         )
@@ -302,7 +308,7 @@ def _models_tab(demo: gr.Blocks) -> None:
         "Hugging Face cache, *unavailable* (missing or damaged: the model is not run, and says why). "
         "PSNR / SSIM on Y, border = scale; the compute column adds up each model's training ledger."
     )
-    scale = gr.Radio(list(SCALES), value=4, label="Scale")
+    scale = gr.Radio(offered_scales(), value=4, label="Scale")
     table = gr.Dataframe(headers=MODEL_HEADERS, label="Models", interactive=False, elem_id="models")
     scale.change(show_models, scale, table, api_name="models")
     demo.load(show_models, scale, table, api_visibility="private")

@@ -79,6 +79,11 @@ def manifest_entry(name: str, scale: int, assets: Path | None = None) -> dict | 
     return None
 
 
+def shipped_scales(name: str | None = None, assets: Path | None = None) -> tuple[int, ...]:
+    """The scales with an entry in the manifest: for the model ``name``, or for any model."""
+    return tuple(sorted({int(e["scale"]) for e in read_manifest(assets) if name is None or e["name"] == name}))
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -57,9 +58,24 @@ def test_without_weights_a_model_is_unavailable_unless_random_is_asked_for(tmp_p
     assert "git checkout assets/weights" in why
     model, notice = W.load_model("frbc", 4, allow_random=True)
     assert W.load_model("frbc", 4, allow_random=True)[0] is model and not model.training
-    assert notice == "no trained weights bundled for frbc x4: showing a randomly initialised frbc x4 (--allow-random)"
+    assert notice == ("no trained weights bundled for frbc x4 (nor at any scale): "
+                      "showing a randomly initialised frbc x4 (--allow-random)")
     again = W._random_model("frbc", 4)  # the random fallback is the same in every process
     assert torch.equal(again.conv_first.weight, model.conv_first.weight)
     assert W.load_model("bicubic", 4)[1] == ""
     missing, message = W.load_model("nope", 4)
     assert missing is None and "unknown model 'nope'" in message
+
+
+def test_a_scale_without_weights_is_refused_naming_the_scales_that_have_them(monkeypatch):
+    monkeypatch.setattr(W, "_cache", {})
+    missing, why = W.load_model("frbc", 3)
+    assert missing is None and "no trained weights bundled for frbc x3 (frbc has trained weights at x2, x4)" in why
+    assert hub.shipped_scales() == (2, 4) and hub.shipped_scales("frbc") == (2, 4)
+
+
+def test_the_app_offers_exactly_the_scales_that_have_weights():
+    pytest.importorskip("gradio")
+    from app import ui
+
+    assert ui.offered_scales() == list(hub.shipped_scales()) == [2, 4]
