@@ -15,19 +15,16 @@ class UsageError(Exception):
     """A command line that cannot be carried out; the message is meant for the user."""
 
 
-def usage_error(command: str, exc: UsageError) -> int:
+def usage_error(command: str, exc: Exception) -> int:
     """Print ``frb COMMAND: error: MESSAGE`` on stderr and return 2, as argparse does."""
     print(f"frb {command}: error: {exc}", file=sys.stderr)
     return 2
 
 
-class WeightsUnavailable(Exception):
-    """A model the command needs has no usable trained weights (the message says why and what to do)."""
-
-
-def weights_error(command: str, exc: WeightsUnavailable) -> int:
-    """Print ``frb COMMAND: error: MESSAGE`` on stderr and return 1: nothing was computed with fake weights."""
-    print(f"frb {command}: error: {exc}", file=sys.stderr)
+def weights_error(command: str, exc: Exception) -> int:
+    """A model the command needs has no usable weights (``frb.hub.WeightsError``): the same message
+    as a usage error, but exit code 1, since the command line itself was fine."""
+    usage_error(command, exc)
     return 1
 
 

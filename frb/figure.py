@@ -19,9 +19,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from frb.bitwise.runner import BACKENDS, make_runner
 from frb.cli_common import (
-    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
+    ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, print_notice, usage_error, weights_error,
 )
 from frb.evaluate import image_files
+from frb.hub import WeightsError
 from frb.imaging import ImageError, enlarge, load_image, make_lr
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
@@ -204,7 +205,7 @@ def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box,
     for name in names:
         model, notice = load_model(name, scale, allow_random=allow_random)
         if model is None:
-            raise WeightsUnavailable(notice)
+            raise WeightsError(notice)
         print_notice(notice)
         sr = upscale_image(make_runner(model, backend), lr, scale)
         score = f"{psnr_y(sr, hr, scale):.2f} / {ssim_y(sr, hr, scale):.4f}"
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except UsageError as exc:
         return usage_error("figure", exc)
-    except WeightsUnavailable as exc:
+    except WeightsError as exc:
         return weights_error("figure", exc)
 
 

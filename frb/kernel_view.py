@@ -27,16 +27,16 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from frb.weights import load_model
 from frb.binarize import ChannelMeanSign, SecondOrderResidualSign
+from frb.hub import WeightsError
 from frb.layers import binary_layers
 from frb.models import MODELS, create_model, get_spec
+from frb.weights import load_model
 
 DEFAULT_LAYER = "body.0.conv1"
 NUM_CHANNELS = 12
 ROW_LABELS = ("full precision W", "vanilla: mean|W_c| sign(W)", "FRB: two bases")
 STORED_LABEL = "trained {model}: W_b (own scale)"
-TEACHERS = {"srresnet": "srresnet", "swinir": "swinir_s"}  # backbone -> its full-precision model
 TABLE_HEADERS = ["output channel", "vanilla error", "FRB error", "FRB improvement (%)"]
 
 CELL = 4  # screen pixels per weight
@@ -175,29 +175,25 @@ def _as_conv(w: Tensor) -> Tensor:
     return w[:, :, None, None] if w.dim() == 2 else w
 
 
-class WeightsUnavailableError(ValueError):
-    """The binarized model or its full-precision teacher has no usable trained weights."""
-
-
 def layer_weights(model_name: str, layer: str | None, scale: int = 4, allow_random: bool = False) -> tuple[str, Tensor, Tensor, str]:
     """(layer name, the full-precision teacher's W, the binarized model's stored W_b, notices).
 
     Both as (out, in, k, k). W comes from the trained full-precision model of the backbone
-    (``TEACHERS``), whose layer of the same name the binarized model was initialised from.
+    (``ModelSpec.teacher``), whose layer of the same name the binarized model was initialised from.
     """
     spec = get_spec(model_name)
     if not spec.binary:
         raise ValueError(f"{model_name} is full precision; choose a binarized model: {binarized_model_names()}")
     model, notice = load_model(model_name, scale, allow_random)
     if model is None:
-        raise WeightsUnavailableError(notice)
+        raise WeightsError(notice)
     layers = binary_layers(model)
     layer = layer or default_layer(model_name, scale)
     if layer not in layers:
         raise ValueError(f"{model_name} has no binary layer {layer!r}; e.g. {list(layers)[:4]}")
-    teacher, teacher_notice = load_model(TEACHERS[spec.arch], scale, allow_random)
+    teacher, teacher_notice = load_model(spec.teacher, scale, allow_random)
     if teacher is None:
-        raise WeightsUnavailableError(teacher_notice)
+        raise WeightsError(teacher_notice)
     with torch.no_grad():
         stored = _as_conv(layers[layer].binary_weight())
     notices = "\n".join(n for n in (teacher_notice, notice) if n)

@@ -13,9 +13,10 @@ from pathlib import Path
 from PIL import Image
 
 from frb.cli_common import (
-    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, print_notice, usage_error, weights_error,
+    ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, print_notice, usage_error, weights_error,
 )
 from frb import kernel_view as kernels
+from frb.hub import WeightsError
 from frb.kernel_view import TABLE_HEADERS, KernelView
 from frb.models import MODELS, SCALES
 
@@ -75,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error("kernels", exc)
     try:
         view = kernels.kernel_view(args.model, args.layer, args.scale, allow_random=args.allow_random)
-    except kernels.WeightsUnavailableError as exc:
-        return weights_error("kernels", WeightsUnavailable(str(exc)))
+    except WeightsError as exc:
+        return weights_error("kernels", exc)
     print_notice(view.notice)
     for path in write_outputs(view, args.scale, out_dir):
         print(f"written: {path}")

@@ -25,10 +25,11 @@ from tqdm import tqdm
 
 from frb.bitwise.runner import BACKENDS, Runner, make_runner
 from frb.cli_common import (
-    ALLOW_RANDOM_HELP, UsageError, WeightsUnavailable, ensure_output_dir, non_negative_int, print_notice, usage_error,
+    ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, non_negative_int, print_notice, usage_error,
     weights_error,
 )
 from frb.evaluate import IMAGE_SUFFIXES
+from frb.hub import WeightsError
 from frb.imaging import ImageError, load_image, to_tensor, to_uint8
 from frb.models import MODELS, SCALES
 from frb.tiling import tiled_forward
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except UsageError as exc:
         return usage_error("upscale", exc)
-    except WeightsUnavailable as exc:
+    except WeightsError as exc:
         return weights_error("upscale", exc)
 
 
@@ -131,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     skip = check_existing(outputs, args.overwrite, args.skip_existing)
     model, notice = load_model(args.model, args.scale, allow_random=args.allow_random)
     if model is None:
-        raise WeightsUnavailable(notice)
+        raise WeightsError(notice)
     print_notice(notice)
     runner = make_runner(model, args.backend)
 

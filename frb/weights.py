@@ -61,15 +61,16 @@ def _build(name: str, scale: int, allow_random: bool) -> tuple[nn.Module | None,
     if get_spec(name).arch == "bicubic":
         return create_model(name, scale), ""
     info = find_weights(name, scale)
-    why = "; ".join(info.notices) or f"no trained weights bundled for {name} x{scale}"
-    if not info.entry:
-        scales = hub.shipped_scales(name)
-        why += f" ({name} has trained weights at {', '.join(f'x{s}' for s in scales)})" if scales else " (nor at any scale)"
     if info.path is not None:
         try:
             return hub.load_weights_file(info.path, name, scale), "; ".join(info.notices)
         except (ValueError, RuntimeError, OSError) as exc:
             why = f"{info.path.name} could not be loaded ({exc})"
+    else:
+        why = "; ".join(info.notices) or f"no trained weights bundled for {name} x{scale}"
+        if not info.entry:
+            scales = hub.shipped_scales(name)
+            why += f" ({name} has trained weights at {', '.join(f'x{s}' for s in scales)})" if scales else " (nor at any scale)"
     if allow_random:
         return _random_model(name, scale), f"{why}: showing a randomly initialised {name} x{scale} (--allow-random)"
     return None, _unavailable(name, scale, why)

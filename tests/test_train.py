@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -267,7 +268,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_timed_checkpoint_exactly(tmp
         proc.wait()
     step = load_checkpoint(ckpt)["step"]
     assert 3 <= step < 40, step  # killed in the middle, after timed checkpoints
-    resumed = train(replace_config(killed, resume=True, checkpoint_minutes=0.0))
+    resumed = train(replace(killed, resume=True, checkpoint_minutes=0.0))
     assert resumed.finished and resumed.step == 40
     whole = train(tiny_config(tmp_path / "a", set5_dir, **common))
     a, b = whole.model.state_dict(), resumed.model.state_dict()
@@ -275,12 +276,6 @@ def test_a_run_killed_with_sigkill_resumes_from_its_timed_checkpoint_exactly(tmp
     ledger = resumed.summary["ledger"]
     assert [(s["steps_from"], s["steps_to"]) for s in ledger] == [(0, step), (step, 40)]
     assert sum(s["samples"] for s in ledger) == 40 * 4
-
-
-def replace_config(cfg: TrainConfig, **changes) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
 
 
 def test_held_out_images_are_chosen_by_name_and_never_sampled(tmp_path, set5_dir):

@@ -86,10 +86,7 @@ class Stage:
 
     @property
     def teacher(self) -> str | None:
-        spec = get_spec(self.model)
-        if not spec.binary:
-            return None
-        return "swinir_s" if spec.arch == "swinir" else "srresnet"
+        return get_spec(self.model).teacher
 
 
 @dataclass(frozen=True)
@@ -186,16 +183,14 @@ class Campaign:
 
     # -- warm starts ----------------------------------------------------------------------
 
-    def _earlier_export(self, model: str, scale: int, before: Stage | None) -> tuple[Path, list] | None:
-        """The export (and ledger) of the latest earlier stage of this model and scale that has one."""
+    def _earlier_stage(self, model: str, scale: int, before: Stage | None) -> Stage | None:
+        """The latest stage before ``before`` (any, if None) of this model and scale that has an export."""
         found = None
         for stage in self.plan.stages:
             if stage == before:
                 break
             if stage.model == model and stage.scale == scale and stage.ship and self.export(stage).is_file():
-                summary = self.folder(stage) / "summary.json"
-                ledger = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
-                found = (self.export(stage), ledger)
+                found = stage
         return found
 
     def best_latent(self, model: str, scale: int, before: Stage | None) -> tuple[dict[str, torch.Tensor], list] | None:
@@ -204,14 +199,15 @@ class Campaign:
         An earlier stage's export (latent weights, more than a packed file keeps) unless its last
         held-out score was below the shipped file's; then the shipped file.
         """
-        earlier = self._earlier_export(model, scale, before)
+        earlier = self._earlier_stage(model, scale, before)
         shipped = self.shipped_path(model, scale)
         if earlier is not None:
-            stage = next(s for s in self.plan.stages if self.export(s) == earlier[0])
-            chunks = self.record(stage)["chunks"]
+            chunks = self.record(earlier)["chunks"]
             score = chunks[-1]["held_out_psnr"] if chunks else None
             if shipped is None or score is None or score >= round(self.shipped_score(model, scale), 4):
-                return load_file(str(earlier[0])), earlier[1]
+                summary = self.folder(earlier) / "summary.json"
+                ledger = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
+                return load_file(str(self.export(earlier))), ledger
         if shipped is None:
             return None
         entry = hub.manifest_entry(model, scale, self.assets)
@@ -234,7 +230,7 @@ class Campaign:
         start = None
         if stage.start != "teacher":
             start = self.best_latent(stage.model, stage.scale, stage)
-            if stage.start == "x4-body" and self._earlier_export(stage.model, stage.scale, stage) is None:
+            if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
                 body = self.best_latent(stage.model, 4, None)
                 start = (binary_body(body[0], stage), body[1]) if body is not None else start
         if start is None:
@@ -265,9 +261,8 @@ class Campaign:
             self._pairs[scale] = [Pair(p.name, *make_lr(load_image(p), scale)) for p in files]
         return self._pairs[scale]
 
-    def validate(self, path: Path, name: str, scale: int) -> float:
-        """Y-PSNR of a shipped-format file on the held-out images."""
-        model = hub.load_weights_file(path, name, scale)
+    def validate(self, model: torch.nn.Module, scale: int) -> float:
+        """Y-PSNR of a model (loaded from a shipped-format file) on the held-out images."""
         return evaluate_pairs(model, self.validation_pairs(scale), scale, torch.device(self.device), ssim=False)["psnr"]
 
     def shipped_score(self, name: str, scale: int) -> float | None:
@@ -279,7 +274,7 @@ class Campaign:
         cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
         key = f"{hub.sha256_file(path)}|holdout{self.holdout_every}"
         if key not in cache:
-            cache[key] = self.validate(path, name, scale)
+            cache[key] = self.validate(hub.load_weights_file(path, name, scale), scale)
             write_json(cache_file, cache)
         return cache[key]
 
@@ -289,16 +284,15 @@ class Campaign:
         candidates.mkdir(exist_ok=True)
         options = {"second_order": False} if stage.flags.get("srb") is False else {}
         candidate = ship(stage.model, stage.scale, self.export(stage), candidates, **options)
-        score = self.validate(candidate, stage.model, stage.scale)
+        model = hub.load_weights_file(candidate, stage.model, stage.scale)  # exactly what would ship
+        score = self.validate(model, stage.scale)
         outcome = {"step": summary["steps"], "held_out_psnr": round(score, 4), "shipped": False}
         curve = [b for b in self.benchmarks if set_name(b) == CURVE_SET]
         if curve:  # a learning-curve point for the README; never used to choose what ships
-            model = hub.load_weights_file(candidate, stage.model, stage.scale)
             pairs = load_pairs(curve[0], stage.scale)
             outcome[f"{CURVE_SET}_psnr"] = round(evaluate_pairs(model, pairs, stage.scale, torch.device(self.device), ssim=False)["psnr"], 4)
         if not stage.ship:
             if summary["finished"]:
-                model = hub.load_weights_file(candidate, stage.model, stage.scale)
                 outcome["metrics"] = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
                 outcome["ledger"] = ledger_total(summary["ledger"])
             return outcome
@@ -310,7 +304,6 @@ class Campaign:
         tmp = target.with_name(target.name + ".tmp")
         shutil.copyfile(candidate, tmp)
         os.replace(tmp, target)
-        model = hub.load_weights_file(target, stage.model, stage.scale)
         metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
         entry = manifest_entry(stage.model, stage.scale, target, summary, metrics)
         entry["validation"] = {"held_out_psnr": round(score, 4), "images": len(self.validation_pairs(stage.scale)),

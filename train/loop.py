@@ -95,7 +95,7 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     if not Path(cfg.teacher).is_file():
         raise FileNotFoundError(
             f"teacher weights {cfg.teacher} not found: train the full-precision model first "
-            f"(python -m train --model {'swinir_s' if spec.arch == 'swinir' else 'srresnet'} --scale {cfg.scale}), "
+            f"(python -m train --model {spec.teacher} --scale {cfg.scale}), "
             "or pass --teacher FILE (or --teacher '' for a random start without DBT)"
         )
     teacher = build_architecture(spec.arch, cfg.scale, cfg.num_block)

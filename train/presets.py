@@ -101,12 +101,10 @@ def preset(model: str, scale: int = 4) -> dict[str, Any]:
     spec = get_spec(model)
     if spec.arch == "swinir":
         values: dict[str, Any] = dict(batch=64, lr_patch=64, steps=500_000, schedule="multistep")
-        teacher_name = "swinir_s"
     else:
         values = dict(batch=16, lr_patch=48, steps=300_000, schedule="cosine")
-        teacher_name = "srresnet"
     if spec.binary:
-        stem = f"{teacher_name}_x{scale}"
+        stem = f"{spec.teacher}_x{scale}"
         values.update(teacher=f"runs/{stem}/{stem}.safetensors", warmup_steps=2000, latent_lr_scale=0.5)
     if spec.method == "frb":
         values.update(dbt=True)

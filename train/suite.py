@@ -56,8 +56,7 @@ def base_flags(name: str, scale: int, on_gpu: bool, runs: Path) -> list[str]:
              "--schedule", "cosine", "--ema", "0", "--val-every", "0"]
     flags += ["--batch", "32", "--lr-patch", "48", "--compile"] if on_gpu else ["--batch", "16", "--lr-patch", "32"]
     if spec.binary:
-        teacher = "swinir_s" if spec.arch == "swinir" else "srresnet"
-        flags += ["--teacher", str(runs / f"{teacher}_x{scale}" / weights_file_name(teacher, scale)), "--lr", "2e-4"]
+        flags += ["--teacher", str(runs / f"{spec.teacher}_x{scale}" / weights_file_name(spec.teacher, scale)), "--lr", "2e-4"]
         if spec.method == "frb":
             flags += ["--dbt-weight", "0.05"]
     else:

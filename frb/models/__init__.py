@@ -29,6 +29,13 @@ class ModelSpec:
         return self.method is not None
 
     @property
+    def teacher(self) -> str | None:
+        """The full-precision model a binarized one starts from and distils from (None for others)."""
+        if not self.binary:
+            return None
+        return {"srresnet": "srresnet", "swinir": "swinir_s"}[self.arch]
+
+    @property
     def group(self) -> str:
         if self.arch == "bicubic":
             return "baseline"
