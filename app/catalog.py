@@ -1,18 +1,17 @@
 """The Models tab's facts: cost in BBCU's convention, weights source and size, measured vs published PSNR."""
 from __future__ import annotations
 
-import csv
 from functools import lru_cache
-from pathlib import Path
 
+import pandas as pd
 import torch
 
 from frb.weights import find_weights
 from frb.cost import Cost, count_cost
+from frb.evaluate import published_results, published_row
 from frb.hub import compute_used
 from frb.models import MODELS, create_model
 
-PUBLISHED_CSV = Path(__file__).resolve().parents[1] / "frb" / "data" / "published_results.csv"
 BENCHMARK = "Set5"
 
 MODEL_HEADERS = [
@@ -29,36 +28,16 @@ def cost(name: str, scale: int) -> Cost:
     return count_cost(model)
 
 
-def _published_key(name: str) -> tuple[str, str] | None:
-    """(model, method) columns of the published table for a public model name; None if not published."""
-    spec = MODELS[name]
-    if spec.arch == "bicubic":
-        return "bicubic", "none"
-    if spec.method is None:
-        return name, "fp"
-    if spec.arch == "srresnet" and spec.method != "frb":
-        return "srresnet", spec.method
-    return None
-
-
 @lru_cache(maxsize=None)
 def published(scale: int) -> dict[str, tuple[float, float, str]]:
-    """``{name: (psnr, ssim, source)}`` on the benchmark at ``scale``, from frb/data/published_results.csv.
-
-    Bicubic takes the RCAN figures, which the standard protocol reproduces (BBCU prints higher ones).
-    """
-    if not PUBLISHED_CSV.is_file():
-        return {}
-    with PUBLISHED_CSV.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["scale"]) == scale and r[f"{BENCHMARK}_psnr"]]
+    """``{name: (psnr, ssim, source)}`` on the benchmark at ``scale``: ``frb.evaluate.published_row``'s
+    match for each model (bicubic takes the RCAN figures, which the standard protocol reproduces)."""
+    rows = published_results()
     out = {}
     for name in MODELS:
-        key = _published_key(name)
-        matches = [r for r in rows if key and (r["model"], r["method"]) == key]
-        matches.sort(key=lambda r: r["source"] != "RCAN Table 3")
-        if matches:
-            r = matches[0]
-            out[name] = (float(r[f"{BENCHMARK}_psnr"]), float(r[f"{BENCHMARK}_ssim"]), r["source"])
+        row = published_row(name, scale, rows)
+        if row and row.get(f"{BENCHMARK}_psnr"):
+            out[name] = (float(row[f"{BENCHMARK}_psnr"]), float(row[f"{BENCHMARK}_ssim"]), row["source"])
     return out
 
 
@@ -69,14 +48,16 @@ def _measured(entry: dict) -> str:
     return f"{float(score['psnr']):.2f} / {float(score.get('ssim', float('nan'))):.4f}"
 
 
-def model_rows(scale: int) -> list[list]:
-    """One row per public model at ``scale``, in MODEL_HEADERS order."""
+def model_rows(scale: int, speedups: dict[str, float] | None = None) -> list[list]:
+    """One row per public model at ``scale``, in MODEL_HEADERS order; ``speedups`` are the bitwise
+    speed-ups measured on this machine (``frb.bench.model_speedups``), when they have been."""
     rows = []
+    speedups = speedups or {}
     for name, spec in MODELS.items():
         c = cost(name, scale)
         info = find_weights(name, scale)
         pub = published(scale).get(name)
-        speedup = info.entry.get("bitwise_speedup")
+        speedup = speedups.get(name)
         usable = spec.arch == "bicubic" or info.path is not None
         if spec.arch == "bicubic":
             source = "not needed"
@@ -92,7 +73,27 @@ def model_rows(scale: int) -> list[list]:
             _measured(info.entry) if usable else "—",  # never the score of a file that is not there
             f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "—",
             pub[2] if pub else "—",
-            f"{float(speedup):.1f}x" if speedup else "—",
+            f"{speedup:.2f}x" if speedup else "—",
             compute_used(info.entry) if usable and spec.arch != "bicubic" else "—",
         ])
     return rows
+
+
+POINT_COLUMNS = ["model", "source", "ops G", "size KB", f"{BENCHMARK} PSNR (dB)"]
+
+
+def model_points(scale: int) -> pd.DataFrame:
+    """The PSNR vs cost plot's points at ``scale``: each model's measured score (shipped weights only)
+    and its published one where a paper gives it, with operations and size in BBCU's convention
+    (size = params K x 4 bytes: 32 bits per real-valued weight, 1 per binary one)."""
+    points = []
+    for name, spec in MODELS.items():
+        c = cost(name, scale)
+        info = find_weights(name, scale)
+        score = info.entry.get("metrics", {}).get(BENCHMARK, {}).get("psnr")
+        usable = spec.arch == "bicubic" or info.path is not None
+        for source, psnr in (("measured (shipped weights)", score if usable else None),
+                             ("published", published(scale).get(name, (None,))[0])):
+            if psnr is not None:
+                points.append([name, source, round(c.ops_G, 2), round(4 * c.params_K, 1), round(float(psnr), 2)])
+    return pd.DataFrame(points, columns=POINT_COLUMNS)

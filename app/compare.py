@@ -20,10 +20,10 @@ from PIL import Image
 from app.backend import select_forward
 from app.catalog import cost
 from frb.weights import load_model
-from frb.imaging import ImageError, ImageTooLargeError, enlarge, make_lr, to_tensor, to_uint8
+from frb.imaging import ImageError, ImageTooLargeError, enlarge, imresize, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
-from frb.tiling import tiled_forward
+from frb.tiling import tiled_forward, tiling_context
 
 MODE_HR = "HR: downscale, restore and score"
 MODE_LR = "LR: upscale only"
@@ -34,9 +34,9 @@ HR_LABEL = "HR (ground truth)"
 MAX_LR_PIXELS = 256 * 256
 #: Smallest low-resolution side (metrics drop a border of `scale` pixels; SwinIR works in 8x8 windows).
 MIN_LR_SIDE = 8
-#: LR tile size and context padding for inputs larger than one tile.
-TILE = 128
-TILE_PAD = 16
+#: LR tile size for inputs larger than one tile (the context around each tile is the model's own,
+#: ``frb.tiling.tiling_context``).
+TILE = 256
 
 Progress = Callable[[float, str], None]
 
@@ -57,7 +57,8 @@ class MethodResult:
 
 @dataclass
 class Comparison:
-    """All outputs of one run; ``hr`` is None in LR mode."""
+    """All outputs of one run; ``hr`` is None in LR mode. ``alpha`` is the input's transparency at the
+    output size (bicubic from the LR alpha) and ``hr_alpha`` the HR image's, None for opaque inputs."""
 
     mode: str
     scale: int
@@ -65,6 +66,8 @@ class Comparison:
     hr: np.ndarray | None
     results: list[MethodResult]
     notices: list[str] = field(default_factory=list)
+    alpha: np.ndarray | None = None
+    hr_alpha: np.ndarray | None = None
 
 
 def _downscale(img: np.ndarray, factor: float) -> np.ndarray:
@@ -77,7 +80,7 @@ def _downscale(img: np.ndarray, factor: float) -> np.ndarray:
 def prepare_input(
     image: np.ndarray, mode: str, scale: int, max_lr_pixels: int = MAX_LR_PIXELS, fit: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, list[str]]:
-    """``(hr or None, lr, notices)`` for one run.
+    """``(hr or None, lr, notices)`` for one run (HxWx3, or HxWx4 with alpha, uint8).
 
     The LR size is limited to ``max_lr_pixels``: larger inputs are downscaled to fit when ``fit``
     (with a notice), else rejected with :class:`ImageTooLargeError`. Too small inputs raise
@@ -126,7 +129,7 @@ def run_method(name: str, lr: np.ndarray, scale: int, backend: str) -> tuple[Met
     x = to_tensor(lr)
     with torch.inference_mode():
         start = time.perf_counter()
-        y = tiled_forward(forward, x, scale, TILE, TILE_PAD)
+        y = tiled_forward(forward, x, scale, TILE, tiling_context(model).pad)
         runtime = time.perf_counter() - start
     result = MethodResult(name, spec.title, to_uint8(y), runtime, used, params_K=cost(name, scale).params_K)
     return result, [n for n in (weights_notice, backend_notice) if n]
@@ -142,7 +145,9 @@ def compare(
     fit: bool = True,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Run ``methods`` (public model names, in the given order) on an HxWx3 uint8 image.
+    """Run ``methods`` (public model names, in the given order) on an HxWx3 uint8 image, or an HxWx4
+    one with transparency: the models and scores see its colour planes (as stored, not flattened),
+    and the alpha plane is upscaled with bicubic for the output files (Real-ESRGAN's way).
 
     A model without usable weights is left out with a "not run: ..." notice saying why; when none
     of the chosen models can run, that is an error.
@@ -154,6 +159,14 @@ def compare(
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(MODELS)}")
     hr, lr, notices = prepare_input(image, mode, scale, max_lr_pixels, fit)
+    alpha = hr_alpha = None
+    if lr.shape[2] == 4:
+        lr, lr_alpha = lr[:, :, :3], lr[:, :, 3]
+        alpha = imresize(lr_alpha, float(scale))
+        if hr is not None:
+            hr, hr_alpha = hr[:, :, :3], hr[:, :, 3]
+        notices.append("the image has transparency: the output files keep it (alpha upscaled with bicubic); "
+                       "the models and scores use the colour planes")
     unavailable = {}
     for name in methods:
         model, why = load_model(name, scale)
@@ -174,7 +187,7 @@ def compare(
         notices.extend(method_notices)
     if progress is not None:
         progress(1.0, "done")
-    return Comparison(mode, scale, lr, hr, results, list(dict.fromkeys(notices)))
+    return Comparison(mode, scale, lr, hr, results, list(dict.fromkeys(notices)), alpha, hr_alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,10 +277,14 @@ def outline(img: np.ndarray, region: Region, color: tuple[int, int, int] = (255,
     return out
 
 
-def named_images(comparison: Comparison) -> dict[str, np.ndarray]:
-    """Every full-size image of a run by label (HR first in HR mode), e.g. for a before/after slider."""
-    images = {HR_LABEL: comparison.hr} if comparison.hr is not None else {}
-    images.update({r.title: r.image for r in comparison.results})
+def named_images(comparison: Comparison, with_alpha: bool = False) -> dict[str, np.ndarray]:
+    """Every full-size image of a run by label (HR first in HR mode), e.g. for a before/after slider;
+    RGBA where the input had transparency and ``with_alpha`` (for the files)."""
+    def attach(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        return rgb if alpha is None or not with_alpha else np.dstack([rgb, alpha])
+
+    images = {HR_LABEL: attach(comparison.hr, comparison.hr_alpha)} if comparison.hr is not None else {}
+    images.update({r.title: attach(r.image, comparison.alpha) for r in comparison.results})
     return images
 
 

@@ -24,12 +24,18 @@ def _remove_old(root: Path, keep_seconds: float) -> None:
             pass
 
 
-def save_pngs(images: dict[str, np.ndarray], root: Path = OUTPUT_ROOT) -> dict[str, Path]:
-    """Save each ``{file stem: HxWx3 uint8}`` as ``<stem>.png`` in a fresh folder; returns the paths."""
+def new_run_folder(root: Path = OUTPUT_ROOT) -> Path:
+    """A fresh folder for one run's files; folders older than KEEP_SECONDS are removed first."""
     root.mkdir(parents=True, exist_ok=True)
     _remove_old(root, KEEP_SECONDS)
     folder = root / f"run-{uuid.uuid4().hex[:12]}"
     folder.mkdir()
+    return folder
+
+
+def save_pngs(images: dict[str, np.ndarray], root: Path = OUTPUT_ROOT) -> dict[str, Path]:
+    """Save each ``{file stem: HxWx3 or HxWx4 uint8}`` as ``<stem>.png`` in a fresh folder; returns the paths."""
+    folder = new_run_folder(root)
     paths = {}
     for stem, img in images.items():
         paths[stem] = folder / f"{stem}.png"

@@ -210,6 +210,32 @@ def benchmark(repeats: int = 5, size: int = 128) -> dict[str, object]:
     return result
 
 
+def model_speedups(
+    models: dict[str, nn.Module], scale: int, size: int = 96, repeats: int = 3
+) -> dict[str, float]:
+    """Whole-model speed-up of each binarized model's bitwise engine over its full-precision teacher in
+    torch fp32 (best layout), on one ``size x size`` LR input on this machine: ``{name: teacher ms /
+    bitwise ms}``. ``models`` maps public names to loaded models (e.g. the shipped weights); models the
+    engine cannot run are left out."""
+    from frb.models import get_spec
+
+    lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    teacher_ms: dict[str, float] = {}
+    out = {}
+    for name, model in models.items():
+        spec = get_spec(name)
+        if not spec.binary:
+            continue
+        try:
+            runner = make_runner(model, "bitwise")
+        except (NotImplementedError, ValueError, TypeError):
+            continue
+        if spec.teacher not in teacher_ms:
+            teacher_ms[spec.teacher] = _torch_ms(create_model(spec.teacher, scale), lr, repeats)["best"]
+        out[name] = round(teacher_ms[spec.teacher] / _median_ms(lambda: runner(lr), repeats), 2)
+    return out
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time the bitwise engine against torch fp32 on this machine")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")

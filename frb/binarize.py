@@ -160,8 +160,11 @@ class MeanCenteredSign(nn.Module):
 
     mu is the per-sample, per-channel mean over positions (spatial for convolutions, tokens for
     linear layers); sigma > 0 does not change the sign, only the gradient scale, which the clipped
-    straight-through estimator sees through the normalised value.
+    straight-through estimator sees through the normalised value. The statistics span the whole
+    input, so an image run tile by tile is binarized slightly differently (``image_statistics``).
     """
+
+    image_statistics = True
 
     def __init__(self, channel_dim: int, eps: float = 1e-5) -> None:
         super().__init__()

@@ -26,6 +26,7 @@ from frb.hub import WeightsError
 from frb.imaging import ImageError, enlarge, load_image, make_lr
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
+from frb.tiling import tiling_context
 from frb.upscale import upscale_image
 from frb.weights import load_model
 
@@ -207,7 +208,7 @@ def model_panels(names: Sequence[str], hr: np.ndarray, lr: np.ndarray, box: Box,
         if model is None:
             raise WeightsError(notice)
         print_notice(notice)
-        sr = upscale_image(make_runner(model, backend), lr, scale)
+        sr = upscale_image(make_runner(model, backend), lr, scale, None, tiling_context(model).pad)
         score = f"{psnr_y(sr, hr, scale):.2f} / {ssim_y(sr, hr, scale):.4f}"
         panels.append(Panel(enlarge(sr[y : y + h, x : x + w], zoom), get_spec(name).title, score))
     return panels

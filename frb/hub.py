@@ -187,12 +187,7 @@ def load_pretrained(name: str, scale: int, repo: str | None = None, rev: str | N
     return load_weights_file(found.path, name, scale), found
 
 
-MODEL_CARD = """---
-library_name: pytorch
-tags: [super-resolution, binary-neural-network, frb]
-license: mit
----
-# frb-sr weights
+MODEL_CARD_BODY = """# frb-sr weights
 
 Weights of the frb-sr project (Flexible Residual Binarization, Zhang, Qin et al., ICML 2024, and the
 binarization methods it is compared with, on SRResNet and SwinIR-S). Full-precision models are
@@ -206,6 +201,7 @@ Training data: T91, BSD200 and BSDS500-test200 (no DIV2K); the compute column is
 |---|---|---|---|---|---|---|
 {rows}
 """
+BENCHMARKS = ("Set5", "Set14", "B100")
 
 
 def compute_used(entry: dict) -> str:
@@ -217,12 +213,28 @@ def compute_used(entry: dict) -> str:
 
 
 def model_card(entries: list[dict]) -> str:
-    rows = []
+    """The weights repository's README: ``huggingface_hub.ModelCard`` metadata with one ``EvalResult``
+    per model, scale, benchmark and metric (so the Hub shows the scores), and a table with the compute."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    rows, results = [], []
     for e in entries:
         metrics = e.get("metrics", {})
-        scores = [f"{metrics[s]['psnr']:.2f} / {metrics[s]['ssim']:.4f}" if s in metrics else "-" for s in ("Set5", "Set14", "B100")]
+        scores = [f"{metrics[s]['psnr']:.2f} / {metrics[s]['ssim']:.4f}" if s in metrics else "-" for s in BENCHMARKS]
         rows.append(f"| {e['name']} | x{e['scale']} | {e['file']} | {' | '.join(scores)} | {compute_used(e)} |")
-    return MODEL_CARD.format(rows="\n".join(rows))
+        for bench in (b for b in BENCHMARKS if b in metrics):
+            for metric in ("psnr", "ssim"):
+                results.append(EvalResult(
+                    task_type="image-to-image", task_name=f"Image super-resolution x{e['scale']}",
+                    dataset_type=bench.lower(), dataset_name=bench, metric_type=metric,
+                    metric_name=f"{e['name']} x{e['scale']} {metric.upper()} (Y, border {e['scale']})",
+                    metric_value=round(float(metrics[bench][metric]), 4 if metric == "ssim" else 2),
+                ))
+    data = ModelCardData(
+        library_name="pytorch", license="mit", tags=["super-resolution", "binary-neural-network", "frb"],
+        model_name="frb-sr", eval_results=results or None,
+    )
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n" + MODEL_CARD_BODY.format(rows="\n".join(rows))))
 
 
 def push(repo: str | None = None, assets: Path | None = None, token: str | None = None) -> str:

@@ -48,7 +48,7 @@ def _megapixels(n: float) -> str:
     return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{n / 1e6:.3f} MP"
 
 
-def _check_size(width: int, height: int, max_pixels: int | None) -> None:
+def check_size(width: int, height: int, max_pixels: int | None) -> None:
     """Raise :class:`ImageTooLargeError` when ``width*height > max_pixels`` (``None``: no limit)."""
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"cannot read image: it is empty ({width}x{height} pixels)")
@@ -59,7 +59,7 @@ def _check_size(width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
-def _open_pil(src: ImageSource) -> Image.Image:
+def open_image(src: ImageSource) -> Image.Image:
     """Open a path, bytes-like object or binary file object with PIL (header only, pixels not decoded)."""
     if isinstance(src, (str, os.PathLike)):
         stream: str | BinaryIO = os.fspath(src)
@@ -148,7 +148,7 @@ def _channels_to_rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
+def pil_to_array(img: Image.Image) -> np.ndarray:
     """Decoded PIL image (any mode) -> array on the 0..255 scale, keeping alpha if present.
 
     Mode rules: ``1`` -> L; ``P``/``PA`` -> RGBA (honours palette transparency); ``La``/``RGBa``
@@ -179,25 +179,6 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
         raise ImageDecodeError(f"cannot read image: unsupported image mode {mode!r} ({exc})") from exc
 
 
-def input_notices(path: str | os.PathLike) -> list[str]:
-    """What ``load_image`` changes in a file that a user should be told about: transparency
-    flattened onto white, and frames after the first of an animated image left out. Reads the
-    header and the alpha channel only; an unreadable file gives no notice (``load_image`` reports it)."""
-    notices = []
-    try:
-        with Image.open(path) as img:
-            frames = getattr(img, "n_frames", 1)
-            if frames > 1:
-                notices.append(f"animated image: only the first of its {frames} frames is used")
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                alpha = np.asarray(img.convert("RGBA").getchannel("A"))
-                if alpha.min() < 255:
-                    notices.append("the image has transparency: it was flattened onto white")
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return []
-    return notices
-
-
 def load_image(src: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load ``src`` as an ``HxWx3`` uint8 RGB array.
 
@@ -219,11 +200,11 @@ def load_image(src: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     if isinstance(src, np.ndarray):
         if src.ndim not in (2, 3):
             raise ImageDecodeError(f"cannot read image: array of shape {tuple(src.shape)} is not 2-D or 3-D")
-        _check_size(src.shape[1], src.shape[0], max_pixels)
+        check_size(src.shape[1], src.shape[0], max_pixels)
         return _channels_to_rgb(_to_255_scale(src))
 
-    img = src if isinstance(src, Image.Image) else _open_pil(src)
-    _check_size(img.width, img.height, max_pixels)
+    img = src if isinstance(src, Image.Image) else open_image(src)
+    check_size(img.width, img.height, max_pixels)
     try:
         img.load()
         img = ImageOps.exif_transpose(img)
@@ -231,7 +212,7 @@ def load_image(src: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise ImageTooLargeError(f"image is too large to decode safely: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"cannot read image: file is truncated or not an image ({exc})") from exc
-    return _channels_to_rgb(_pil_to_array(img))
+    return _channels_to_rgb(pil_to_array(img))
 
 
 # --------------------------------------------------------------------------------------------

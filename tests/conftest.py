@@ -32,7 +32,7 @@ def url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = build_demo()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, mcp_server=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

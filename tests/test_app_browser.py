@@ -70,6 +70,8 @@ def test_compare_then_kernels(url, page, tmp_path):
     # running when the server closes (torch in a dying worker thread aborts the interpreter)
     page.get_by_role("tab", name="Models").click()
     page.wait_for_function("document.querySelector('#models').innerText.includes('frbt')")
+    for plot in ("#plot-ops", "#plot-size"):  # the PSNR vs cost scatter plots are drawn
+        page.locator(f"{plot} canvas, {plot} svg").first.wait_for()
     page.wait_for_timeout(1000)  # let the table finish fading in
     page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
     assert all((tmp_path / f"{name}.png").stat().st_size > 0 for name in ("compare", "kernels", "models"))

@@ -158,7 +158,8 @@ def test_handler_accepts_image_modes(tmp_path, name, make):
     img = make(synthetic(32, 32))
     path = _write(tmp_path, f"{name}.png", png_bytes(img))
     gallery = handler(path)[0]
-    assert np.asarray(Image.open(gallery[0][0])).shape == (32, 32, 3)
+    channels = 4 if name == "rgba" else 3  # transparency comes back in the files
+    assert np.asarray(Image.open(gallery[0][0])).shape == (32, 32, channels)
 
 
 def test_handler_rejects_bad_files(tmp_path):
@@ -201,6 +202,24 @@ def test_a_model_without_usable_weights_is_left_out_and_named(tmp_path, monkeypa
         cmp.compare(img, ["frbc"], cmp.MODE_HR, scale=2)
     row = next(r for r in catalog.model_rows(2) if r[0] == "frbc")
     assert row[4].startswith("unavailable: ") and row[6] == "—"  # no stale score from the manifest
+    points = catalog.model_points(2)
+    assert points[points.source.str.startswith("measured")].empty  # nor a stale point in the plots
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_plot_points_match_the_table(scale):
+    from app import catalog
+
+    points = catalog.model_points(scale)
+    assert list(points.columns) == catalog.POINT_COLUMNS and not points.isna().any().any()
+    rows = {r[0]: r for r in catalog.model_rows(scale)}
+    for p in points.itertuples(index=False):
+        measured, published = rows[p.model][6], rows[p.model][7]
+        assert f"{p[4]:.2f}" == (measured if p.source.startswith("measured") else published).split(" / ")[0]
+        assert p[2] == rows[p.model][3] and abs(p[3] - 4 * rows[p.model][2]) <= 0.25  # the table rounds params
+    assert {"frbc", "reactnet", "srresnet"} <= set(points[points.source.str.startswith("measured")].model)
+    if scale == 4:
+        assert points[(points.model == "srresnet") & (points.source == "published")].iloc[0, 4] == 32.16
 
 
 def test_user_errors_name_the_file_never_the_servers_path_and_stay_for_the_status_box(tmp_path):
@@ -223,7 +242,7 @@ def test_an_identical_output_scores_inf_and_says_so():
     assert cmp.metrics_table(comp)[0][1] == "inf"
 
 
-def test_flattened_transparency_and_dropped_frames_are_announced(tmp_path):
+def test_kept_transparency_and_dropped_frames_are_announced(tmp_path):
     rgba = np.dstack([synthetic(48, 48), np.full((48, 48), 255, np.uint8)])
     rgba[:10, :10, 3] = 0
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
@@ -231,6 +250,35 @@ def test_flattened_transparency_and_dropped_frames_are_announced(tmp_path):
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     Image.fromarray(synthetic(48, 48)).save(tmp_path / "plain.png")
     status = {name: handler(tmp_path / name)[11] for name in ("alpha.png", "anim.gif", "plain.png")}
-    assert "flattened onto white" in status["alpha.png"]
+    assert "the image has transparency: the output files keep it" in status["alpha.png"]
     assert "only the first of its 3 frames" in status["anim.gif"]
     assert status["plain.png"] == "ok"
+
+
+@pytest.mark.parametrize("mode", cmp.MODES)
+def test_transparency_is_kept_for_the_files(mode):
+    rgb = synthetic(48, 64)
+    alpha = np.full((48, 64), 255, np.uint8)
+    alpha[:16, :16] = 0
+    comp = cmp.compare(np.dstack([rgb, alpha]), ["bicubic"], mode, scale=2)
+    h, w = cmp.output_shape(comp)
+    assert comp.results[0].image.shape == (h, w, 3) and comp.lr.shape[2] == 3  # the models see colour only
+    assert comp.alpha.shape == (h, w) and comp.alpha[:8, :8].max() == 0 and comp.alpha[-8:, -8:].min() == 255
+    files = cmp.named_images(comp, with_alpha=True)
+    assert all(img.shape[2] == 4 for img in files.values())
+    assert all(img.shape[2] == 3 for img in cmp.named_images(comp).values())
+    assert any("transparency: the output files keep it" in n for n in comp.notices)
+    if mode == cmp.MODE_HR:
+        assert np.array_equal(files[cmp.HR_LABEL][:, :, 3], alpha[: comp.hr.shape[0], : comp.hr.shape[1]])
+
+
+def test_speedups_are_measured_for_the_binarized_models_only():
+    from frb.bench import model_speedups, random_model
+
+    models = {name: random_model(name, 2, 0) for name in ("srresnet", "reactnet", "frbc")}
+    speedups = model_speedups(models, 2, size=16, repeats=1)
+    assert set(speedups) == {"reactnet", "frbc"} and all(v > 0 for v in speedups.values())
+    from app import catalog
+
+    row = next(r for r in catalog.model_rows(2, speedups) if r[0] == "frbc")
+    assert row[catalog.MODEL_HEADERS.index("bitwise speed-up")] == f"{speedups['frbc']:.2f}x"

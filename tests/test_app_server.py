@@ -96,3 +96,50 @@ def test_four_concurrent_clients(url, image_file):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(4)))
     assert all(len(g) == 1 and read_png(g[0]["image"]).shape == (160, 192, 3) for g in results)
+
+
+def test_upscale_endpoint_returns_the_image_whole(url, tmp_path):
+    from frb.models import create_model
+    from frb.picture import load_picture
+    from frb.upscale import upscale_bands
+
+    rgba = np.dstack([(np.random.default_rng(2).random((30, 36, 3)) * 255).astype(np.uint8),
+                      np.full((30, 36), 255, np.uint8)])
+    rgba[:10, :10, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut-out.png")
+    path, status = client(url).predict(gradio_client.handle_file(str(tmp_path / "cut-out.png")), "bicubic", 2, "torch",
+                                       api_name="/upscale")
+    assert status == "Bicubic x2 on torch"
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE
+    expected = np.concatenate(list(upscale_bands(create_model("bicubic", 2), load_picture(tmp_path / "cut-out.png", None),
+                                                 2, None, 2)))
+    assert np.array_equal(np.asarray(Image.open(path)), expected) and expected.shape == (60, 72, 4)
+
+
+@pytest.mark.parametrize(
+    "model, scale, size, message",
+    [
+        ("frbc", 3, 16, r"3 .* is not in the list of choices: \[2, 4\]"),  # only scales with weights
+        ("nope", 2, 16, "nope is not in the list of choices"),
+        ("bicubic", 2, 300, "above this demo's limit of 65,536"),
+    ],
+)
+def test_upscale_endpoint_refuses_with_a_message(url, tmp_path, model, scale, size, message):
+    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(tmp_path / "in.png")
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        client(url).predict(gradio_client.handle_file(str(tmp_path / "in.png")), model, scale, "bitwise",
+                            api_name="/upscale")
+
+
+def test_the_endpoints_are_mcp_tools(url):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "gradio_api/mcp/schema", timeout=30) as response:
+        tools = {tool["name"]: tool for tool in json.load(response)}
+    names = set(tools)
+    assert any(n.endswith("upscale") for n in names) and any(n.endswith("compare") for n in names), names
+    upscale = next(tool for name, tool in tools.items() if name.endswith("upscale"))
+    assert "Upscale one image with one super-resolution model" in upscale["description"]
+    assert {"image", "model", "scale", "backend"} <= set(upscale["inputSchema"]["properties"])

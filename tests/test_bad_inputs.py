@@ -84,7 +84,9 @@ def test_the_command_line_processes_what_it_can_and_names_what_it_cannot(corpus,
     written = {p.name: Image.open(p) for p in out.iterdir()}
     assert len(written) == len(PROCESSED)
     for name, img in written.items():
-        assert img.mode == "RGB" and img.size == (2 * W, 2 * H), name  # EXIF rotation applied
+        mode = "RGBA" if name.startswith("alpha") else "RGB"  # transparency kept (frb.picture)
+        assert img.mode == mode and img.size == (2 * W, 2 * H), name  # EXIF rotation applied
+    assert "anim.gif: animated image: only the first of its 3 frames is used" in printed.err
     assert "photo_webp_bicubic_x2.png" in written and "photo_tiff_bicubic_x2.png" in written
     assert snapshot(corpus) == before  # nothing lost
 
@@ -112,8 +114,10 @@ def test_the_app_refuses_a_broken_file_with_a_message_and_no_server_path(url, co
 def test_the_app_processes_an_awkward_file_and_says_what_it_changed(url, corpus, name):
     out = compare(url, corpus / name)
     gallery, status = out[0], out[11]
-    assert np.asarray(Image.open(gallery[0]["image"])).shape == (H, W, 3)  # HR mode: the HR image's size
-    expected = {"alpha.png": "flattened onto white", "anim.gif": "only the first of its 3 frames"}
+    channels = 4 if name == "alpha.png" else 3  # transparency comes back
+    assert np.asarray(Image.open(gallery[0]["image"])).shape == (H, W, channels)  # HR mode: the HR image's size
+    expected = {"alpha.png": "the output files keep it", "anim.gif": "only the first of its 3 frames",
+                "gray16.png": "16-bit image: shown and processed at 8 bits"}
     if name in expected:
         assert expected[name] in status
     else:

@@ -77,6 +77,36 @@ def test_upscale_tiled_equals_whole_for_bicubic(images, tmp_path):
     assert np.array_equal(load_image(tmp_path / "0" / "baby_bicubic_x4.png"), load_image(tmp_path / "16" / "baby_bicubic_x4.png"))
 
 
+def test_upscale_streams_the_output_band_by_band(images, tmp_path, monkeypatch, capsys):
+    """A tiled image is written to the PNG one row of tiles at a time (never whole), exactly as a
+    whole-image run gives it, with a progress bar counting tiles."""
+    from frb.png import PngStream
+
+    heights: list[int] = []
+    write = PngStream.write
+    monkeypatch.setattr(PngStream, "write", lambda self, rows: (heights.append(rows.shape[0]), write(self, rows)))
+    out = tmp_path / "tiled"
+    assert main(["upscale", "-i", str(images / "baby.png"), "-o", str(out), "-m", "frbc", "-s", "2", "--tile", "32"]) == 0
+    assert heights == [64, 64, 32]  # 80 LR rows: tiles of 32, 32, 16
+    assert "3/3" not in capsys.readouterr().out  # the per-tile bar goes to stderr
+    model = create_model("frbc", 2, pretrained=True)
+    whole = upscale.upscale_image(make_runner(model, "bitwise"), load_image(images / "baby.png"), 2, 0, 0)
+    assert np.array_equal(load_image(out / "baby_frbc_x2.png"), whole)
+
+
+def test_upscale_notes_inexact_tiling_once(images, tmp_path, capsys):
+    assert main(["upscale", "-i", str(images), "-o", str(tmp_path / "out"), "-m", "btm", "-s", "2", "--tile", "32"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("not exactly tileable (a layer uses statistics over the whole image)") == 1
+
+
+def test_upscale_refuses_inputs_above_the_pixel_limit(images, tmp_path, capsys):
+    assert main(["upscale", "-i", str(images), "-o", str(tmp_path / "out"), "-m", "bicubic",
+                 "--max-megapixels", "0.005"]) == 1
+    captured = capsys.readouterr()
+    assert "above the limit of 0.005 MP" in captured.err and "1 of 2 images written" in captured.out
+
+
 def test_upscale_reports_unreadable_file_and_goes_on(images, tmp_path, capsys):
     (images / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
@@ -166,7 +196,7 @@ def test_figure_layout_and_scores(images, tmp_path, capsys):
     assert fig.shape[1] >= 2 * figure.MARGIN + zoom * h * 96 // 80 + 2 * figure.GAP + 3 * zoom * w + 2 * figure.GAP
     top = fig[figure.MARGIN : figure.MARGIN + zoom * h]
     assert any(np.array_equal(top[:, c : c + zoom * w], crop) for c in range(fig.shape[1] - zoom * w))
-    sr = upscale.upscale_image(make_runner(create_model("bicubic", 4), "torch"), lr, 4)
+    sr = upscale.upscale_image(make_runner(create_model("bicubic", 4), "torch"), lr, 4, None, 2)
     assert f"{psnr_y(sr, hr, 4):.2f} / {ssim_y(sr, hr, 4):.4f}" in capsys.readouterr().out
 
 

@@ -175,3 +175,16 @@ def test_model_card_states_scores_and_the_compute_each_model_got():
     card = hub.model_card([entry, gpu, {**entry, "ledger": {"runs": []}}])
     assert "| frbc | x4 | frbc_x4.safetensors | 29.49 / 0.8398 | - | - | 1,200 steps (19,200 samples), 1.0 h on CPU (1.9 CPU-h), 2 runs |" in card
     assert "9,000 steps (144,000 samples), 2 GPU-min, 1 run |" in card and card.rstrip().endswith("| - | - | - |")
+
+
+def test_model_card_metadata_carries_every_score_for_the_hub():
+    from huggingface_hub import ModelCard
+
+    entry = {"name": "frbc", "scale": 4, "file": "frbc_x4.safetensors", "sha256": "0" * 64,
+             "metrics": {"Set5": {"psnr": 29.494, "ssim": 0.83981}, "B100": {"psnr": 26.1, "ssim": 0.7}}}
+    card = ModelCard(hub.model_card([entry, {**entry, "scale": 2, "metrics": {}}]))
+    results = card.data.eval_results
+    assert card.data.license == "mit" and len(results) == 4  # 2 benchmarks x (PSNR, SSIM); none for x2
+    set5 = {r.metric_type: r for r in results if r.dataset_name == "Set5"}
+    assert set5["psnr"].metric_value == 29.49 and set5["ssim"].metric_value == 0.8398
+    assert set5["psnr"].metric_name == "frbc x4 PSNR (Y, border 4)"

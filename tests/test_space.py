@@ -33,7 +33,7 @@ def test_front_matter_has_what_a_space_reads():
         assert meta.get(key), key
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and (ROOT / "app.py").is_file()
     requirements = (ROOT / "requirements.txt").read_text()
-    assert f"gradio=={meta['sdk_version']}" in requirements
+    assert f"gradio[mcp]=={meta['sdk_version']}" in requirements  # the MCP server needs the extra
     assert len(str(meta["short_description"])) <= 60  # the Hub's limit
     assert hub.DEFAULT_REPO_ID in meta["models"]
 

@@ -1,11 +1,11 @@
-"""Tests for frb.tiling.tiled_forward against untiled inference."""
+"""Tests for frb.tiling: tiled inference against untiled inference, band by band."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import Tensor, nn
 
-from frb.tiling import tiled_forward
+from frb.tiling import tile_count, tile_rows, tiled_bands, tiled_forward
 
 
 def _net(scale: int = 2) -> nn.Module:
@@ -58,3 +58,39 @@ def test_single_call_when_untiled() -> None:
 def test_wrong_output_size_raises() -> None:
     with pytest.raises(ValueError, match="expected batch 1 and spatial size"):
         tiled_forward(lambda t: t, torch.rand(1, 3, 20, 20), scale=2, tile=8, tile_pad=2)
+
+
+@torch.no_grad()
+def test_bands_cover_the_output_top_to_bottom_and_report_every_tile() -> None:
+    net = _net(scale=3)
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2))
+    ticks: list[int] = []
+    bands = list(tiled_bands(net, x, 3, tile=16, tile_pad=4, on_tile=lambda: ticks.append(1)))
+    assert [b.shape[-2] for b in bands] == [48, 48, 15]  # rows of tiles: 16, 16, 5 LR rows
+    assert all(b.shape[-1] == 3 * 53 for b in bands)
+    assert len(ticks) == tile_count(37, 53, 16) == 3 * 4
+    assert float((torch.cat(bands, dim=2) - net(x)).abs().max()) < 1e-5
+
+
+def test_uint8_input_is_sliced_as_is_and_converted_by_fn() -> None:
+    x = torch.randint(0, 256, (1, 3, 20, 20), dtype=torch.uint8)
+    seen: list[torch.dtype] = []
+
+    def fn(t: Tensor) -> Tensor:
+        seen.append(t.dtype)
+        return torch.nn.functional.interpolate(t.float() / 255, scale_factor=2, mode="nearest")
+
+    out = torch.cat(list(tiled_bands(fn, x, 2, tile=8, tile_pad=2)), dim=2)
+    assert set(seen) == {torch.uint8}
+    assert torch.equal(out, torch.nn.functional.interpolate(x.float() / 255, scale_factor=2, mode="nearest"))
+
+
+def test_tile_rows_clamp_the_context_at_the_border() -> None:
+    rows = tile_rows(10, 25, tile=8, pad=3)
+    assert [len(r) for r in rows] == [4, 4]
+    first, last = rows[0][0], rows[-1][-1]
+    assert (first.py0, first.px0, first.py1, first.px1) == (0, 0, 10, 8 + 3)  # clamped at the bottom, context on the right
+    assert (last.y0, last.y1, last.x0, last.x1) == (8, 10, 24, 25)
+    assert (last.py0, last.py1, last.px0, last.px1) == (5, 10, 21, 25)
+    with pytest.raises(ValueError, match="tile_pad must be >= 0"):
+        tile_rows(10, 10, 4, -1)

@@ -13,6 +13,9 @@ class Bicubic(nn.Module):
         super().__init__()
         self.scale = scale
 
+    #: The bicubic kernel has 4 taps: 2 LR pixels of context on each side.
+    receptive_radius = 2
+
     def forward(self, x: Tensor) -> Tensor:
         return imresize_torch(x, float(self.scale))
 

@@ -67,6 +67,13 @@ class SRResNet(nn.Module):
                 m.weight.data.mul_(0.1)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context that determine an output pixel: conv_first, two convs per block and
+        upconv1 at LR resolution, plus one LR pixel for everything at higher resolution (upconv2,
+        conv_hr, conv_last and the bilinear skip): ``2 * num_block + 3``."""
+        return 2 * len(self.body) + 3
+
     def forward_head(self, x: Tensor) -> Tensor:
         return self.lrelu(self.conv_first(x))
 
