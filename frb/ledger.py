@@ -2,8 +2,9 @@
 
 A ledger is a list of *segments*, one per training session of one run (a process that trained
 from one checkpoint to the next stop): the run's name, when it started, the steps it went from
-and to, the batch and the samples seen (steps * batch), its wall seconds and process CPU seconds
-(all threads; a 2-core machine busy for an hour gives about 2 CPU-hours), and the hardware.
+and to, the batch and the samples seen (steps * batch), its wall seconds while computing
+(``ActiveClock``: time the process was stopped does not count) and process CPU seconds (all
+threads; a 2-core machine busy for an hour gives about 2 CPU-hours), and the hardware.
 A run that starts from other weights starts from *their* ledger, so the ledger of a shipped file
 is the whole lineage of its weights (a binary student's starts where it left its teacher: the
 teacher's own compute is in the teacher's ledger). ``ledger_total`` adds it up; the manifest and
@@ -12,9 +13,33 @@ the README show those totals.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 HOUR = 3600.0
+
+
+class ActiveClock:
+    """Wall seconds a run spent computing, for its ledger.
+
+    On the CPU each interval between ticks counts ``min(wall, process CPU)``: a running process with
+    one or more busy threads accrues CPU time at least as fast as wall time, so this is its wall time,
+    while a process that was stopped (``kill -STOP`` while someone benchmarks, a suspended machine)
+    accrues none and the pause does not count. Elsewhere (a GPU, whose work the process CPU time does
+    not show) plain wall time. Tick once per training step.
+    """
+
+    def __init__(self, cpu_bound: bool) -> None:
+        self.cpu_bound = cpu_bound
+        self.seconds = 0.0
+        self._wall, self._cpu = time.time(), time.process_time()
+
+    def tick(self) -> float:
+        wall, cpu = time.time(), time.process_time()
+        elapsed = wall - self._wall
+        self.seconds += min(elapsed, cpu - self._cpu) if self.cpu_bound else elapsed
+        self._wall, self._cpu = wall, cpu
+        return self.seconds
 
 
 def new_segment(run: str, step: int, batch: int, hardware: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from frb.evaluate import evaluate_pairs, load_pairs, load_weights, set_name, weights_file_name
 from frb.layers import binarize, binary_layers, load_full_precision, set_progress
-from frb.ledger import close_segment, new_segment
+from frb.ledger import ActiveClock, close_segment, new_segment
 from frb.models import create_architecture, get_spec
 from frb.models.srresnet import SRResNet
 from frb.models.swinir import SwinIR
@@ -228,7 +228,7 @@ def train(cfg: TrainConfig, ledger: list[dict[str, Any]] | None = None) -> Train
         forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
 
     def current_ledger(step: int) -> list[dict[str, Any]]:
-        return past_ledger + [close_segment(segment, step, time.time() - t0, time.process_time() - cpu0)]
+        return past_ledger + [close_segment(segment, step, clock.tick(), time.process_time() - cpu0)]
 
     def save(step: int) -> None:
         """Write last.pt (rank 0), with every rank's RNG and sampler states (a collective)."""
@@ -267,11 +267,13 @@ def train(cfg: TrainConfig, ledger: list[dict[str, Any]] | None = None) -> Train
     log_rows: list[list[float]] = []
     t0 = last_save_time = time.time()
     cpu0 = time.process_time()
+    clock = ActiveClock(cpu_bound=device.type == "cpu")
     start_step = step
     t_steady = None  # time after the first STEADY_AFTER steps of this session (allocation, compilation)
     bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=rank != 0, dynamic_ncols=True)
     model.train()
     while step < stop_step:
+        clock.tick()  # per step, so that a pause (kill -STOP) is left out of the ledger's wall time
         set_progress(model, step / cfg.steps)
         lr = cfg.lr * lr_factor(cfg, step)
         for group in optimizer.param_groups:
