@@ -6,7 +6,7 @@ from functools import lru_cache
 import pandas as pd
 import torch
 
-from frb.weights import find_weights
+from frb.weights import WeightsInfo, find_weights
 from frb.cost import Cost, count_cost
 from frb.evaluate import published_results, published_row
 from frb.hub import compute_used
@@ -48,14 +48,22 @@ def _measured(entry: dict) -> str:
     return f"{float(score['psnr']):.2f} / {float(score.get('ssim', float('nan'))):.4f}"
 
 
-def model_rows(scale: int, speedups: dict[str, float] | None = None) -> list[list]:
+def weights_infos(scale: int) -> dict[str, WeightsInfo]:
+    """Every model's verified weights at ``scale`` (hashes the files: compute once per view)."""
+    return {name: find_weights(name, scale) for name in MODELS}
+
+
+def model_rows(
+    scale: int, speedups: dict[str, float] | None = None, infos: dict[str, WeightsInfo] | None = None
+) -> list[list]:
     """One row per public model at ``scale``, in MODEL_HEADERS order; ``speedups`` are the bitwise
     speed-ups measured on this machine (``frb.bench.model_speedups``), when they have been."""
     rows = []
     speedups = speedups or {}
+    infos = infos or weights_infos(scale)
     for name, spec in MODELS.items():
         c = cost(name, scale)
-        info = find_weights(name, scale)
+        info = infos[name]
         pub = published(scale).get(name)
         speedup = speedups.get(name)
         usable = spec.arch == "bicubic" or info.path is not None
@@ -82,14 +90,15 @@ def model_rows(scale: int, speedups: dict[str, float] | None = None) -> list[lis
 POINT_COLUMNS = ["model", "source", "ops G", "size KB", f"{BENCHMARK} PSNR (dB)"]
 
 
-def model_points(scale: int) -> pd.DataFrame:
+def model_points(scale: int, infos: dict[str, WeightsInfo] | None = None) -> pd.DataFrame:
     """The PSNR vs cost plot's points at ``scale``: each model's measured score (shipped weights only)
     and its published one where a paper gives it, with operations and size in BBCU's convention
     (size = params K x 4 bytes: 32 bits per real-valued weight, 1 per binary one)."""
     points = []
+    infos = infos or weights_infos(scale)
     for name, spec in MODELS.items():
         c = cost(name, scale)
-        info = find_weights(name, scale)
+        info = infos[name]
         score = info.entry.get("metrics", {}).get(BENCHMARK, {}).get("psnr")
         usable = spec.arch == "bicubic" or info.path is not None
         for source, psnr in (("measured (shipped weights)", score if usable else None),

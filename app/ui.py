@@ -14,7 +14,7 @@ import numpy as np
 
 from app import compare as cmp
 from app.backend import BACKENDS
-from app.catalog import BENCHMARK, MODEL_HEADERS, model_points, model_rows
+from app.catalog import BENCHMARK, MODEL_HEADERS, model_points, model_rows, weights_infos
 from app.examples import EXAMPLES, example_path
 from app.backend import select_forward
 from app.outputs import new_run_folder, save_pngs
@@ -273,8 +273,9 @@ _speedups: dict[int, dict[str, float]] = {}
 
 def show_models(scale: int):
     """The /models endpoint: the table, and the PSNR vs operations and vs size points."""
-    points = model_points(int(scale))
-    return model_rows(int(scale), _speedups.get(int(scale))), points, points
+    infos = weights_infos(int(scale))
+    points = model_points(int(scale), infos)
+    return model_rows(int(scale), _speedups.get(int(scale)), infos), points, points
 
 
 def measure_speedups(scale: int):
