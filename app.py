@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 
-from app.compare import warm_up  # importing app first makes the Hub offline, before gradio loads
+import app  # noqa: F401  (first: makes the Hub offline and turns analytics off before gradio loads)
 from app.ui import build_demo
+from frb.compare import warm_up
 
 
 def main() -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 import pandas as pd
-import torch
 
-from frb.weights import WeightsInfo, find_weights
-from frb.cost import Cost, count_cost
+from frb.cost import model_cost
 from frb.evaluate import published_results, published_row
-from frb.hub import compute_used
-from frb.models import MODELS, create_model
+from frb.hub import Resolved, compute_used, resolve
+from frb.models import MODELS
 
 BENCHMARK = "Set5"
 
@@ -18,14 +16,6 @@ MODEL_HEADERS = [
     "model", "group", "params K", "ops G", "weights", "bytes", f"{BENCHMARK} measured",
     f"{BENCHMARK} published", "published in", "bitwise speed-up", "compute (ledger)",
 ]
-
-
-@lru_cache(maxsize=None)
-def cost(name: str, scale: int) -> Cost:
-    """Parameters and operations of a model in BBCU's convention (counted on the meta device)."""
-    with torch.device("meta"):
-        model = create_model(name, scale)
-    return count_cost(model)
 
 
 @lru_cache(maxsize=None)
@@ -48,13 +38,13 @@ def _measured(entry: dict) -> str:
     return f"{float(score['psnr']):.2f} / {float(score.get('ssim', float('nan'))):.4f}"
 
 
-def weights_infos(scale: int) -> dict[str, WeightsInfo]:
+def weights_infos(scale: int) -> dict[str, Resolved]:
     """Every model's verified weights at ``scale`` (hashes the files: compute once per view)."""
-    return {name: find_weights(name, scale) for name in MODELS}
+    return {name: resolve(name, scale) for name in MODELS}
 
 
 def model_rows(
-    scale: int, speedups: dict[str, float] | None = None, infos: dict[str, WeightsInfo] | None = None
+    scale: int, speedups: dict[str, float] | None = None, infos: dict[str, Resolved] | None = None
 ) -> list[list]:
     """One row per public model at ``scale``, in MODEL_HEADERS order; ``speedups`` are the bitwise
     speed-ups measured on this machine (``frb.bench.model_speedups``), when they have been."""
@@ -62,15 +52,15 @@ def model_rows(
     speedups = speedups or {}
     infos = infos or weights_infos(scale)
     for name, spec in MODELS.items():
-        c = cost(name, scale)
+        c = model_cost(name, scale)
         info = infos[name]
         pub = published(scale).get(name)
         speedup = speedups.get(name)
-        usable = spec.arch == "bicubic" or info.path is not None
-        if spec.arch == "bicubic":
+        usable = not spec.needs_weights or info.path is not None
+        if not spec.needs_weights:
             source = "not needed"
         else:
-            source = info.source if usable else "unavailable: " + ("; ".join(info.notices) or "no weights")
+            source = info.label if usable else "unavailable: " + ("; ".join(info.notices) or "no weights")
         rows.append([
             name,
             spec.group,
@@ -82,7 +72,7 @@ def model_rows(
             f"{pub[0]:.2f} / {pub[1]:.4f}" if pub else "—",
             pub[2] if pub else "—",
             f"{speedup:.2f}x" if speedup else "—",
-            compute_used(info.entry) if usable and spec.arch != "bicubic" else "—",
+            compute_used(info.entry) if usable and spec.needs_weights else "—",
         ])
     return rows
 
@@ -90,17 +80,17 @@ def model_rows(
 POINT_COLUMNS = ["model", "source", "ops G", "size KB", f"{BENCHMARK} PSNR (dB)"]
 
 
-def model_points(scale: int, infos: dict[str, WeightsInfo] | None = None) -> pd.DataFrame:
+def model_points(scale: int, infos: dict[str, Resolved] | None = None) -> pd.DataFrame:
     """The PSNR vs cost plot's points at ``scale``: each model's measured score (shipped weights only)
     and its published one where a paper gives it, with operations and size in BBCU's convention
     (size = params K x 4 bytes: 32 bits per real-valued weight, 1 per binary one)."""
     points = []
     infos = infos or weights_infos(scale)
     for name, spec in MODELS.items():
-        c = cost(name, scale)
+        c = model_cost(name, scale)
         info = infos[name]
         score = info.entry.get("metrics", {}).get(BENCHMARK, {}).get("psnr")
-        usable = spec.arch == "bicubic" or info.path is not None
+        usable = not spec.needs_weights or info.path is not None
         for source, psnr in (("measured (shipped weights)", score if usable else None),
                              ("published", published(scale).get(name, (None,))[0])):
             if psnr is not None:

@@ -1,6 +1,6 @@
 """The Gradio layout and event wiring: Compare, Kernels and Models tabs.
 
-Handlers convert between components and the plain functions of ``app.compare``, ``frb.kernel_view``
+Handlers convert between components and the plain functions of ``frb.compare``, ``frb.kernel_view``
 and ``app.catalog``; user errors become ``gr.Error`` (which API clients receive as exceptions) and
 every notice is also written to a visible status box, since ``gr.Warning`` does not reach clients.
 """
@@ -12,11 +12,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from app import compare as cmp
-from app.backend import BACKENDS
+from frb import compare as cmp
+from frb.bitwise.runner import BACKENDS, select_runner
 from app.catalog import BENCHMARK, MODEL_HEADERS, model_points, model_rows, weights_infos
 from app.examples import EXAMPLES, example_path
-from app.backend import select_forward
 from app.outputs import new_run_folder, save_pngs
 from frb.bench import model_speedups
 from frb import hub
@@ -24,7 +23,7 @@ from frb.imaging import DEFAULT_MAX_PIXELS, ImageError
 from frb.picture import Picture, load_picture
 from frb.tiling import tiling_context
 from frb.upscale import write_upscaled
-from frb.weights import load_model
+from frb.weights import shared_model
 from frb.kernel_view import TABLE_HEADERS, binarized_model_names, default_layer, kernel_view, layer_names
 from frb.models import MODELS, SCALES
 
@@ -204,10 +203,10 @@ def run_upscale(image: str | None, model: str, scale: int, backend: str = "bitwi
         if h * w > cmp.MAX_LR_PIXELS:
             raise ValueError(f"the image is {w}x{h} = {h * w:,} pixels, above this demo's limit of "
                              f"{cmp.MAX_LR_PIXELS:,}; crop it, or run `python -m frb upscale` for any size")
-        net, why = load_model(model, int(scale))
+        net, why = shared_model(model, int(scale))
         if net is None:
             raise ValueError(why)
-        forward, used, notice = select_forward(net, spec, backend)
+        forward, used, notice = select_runner(net, backend)
         dst = new_run_folder() / f"{Path(image).stem}_{model}_x{int(scale)}.png"
         notes = write_upscaled(forward, picture, int(scale), None, tiling_context(net).pad, dst)
     except (ImageError, ValueError) as exc:
@@ -284,7 +283,7 @@ def measure_speedups(scale: int):
     models = {}
     for name, spec in MODELS.items():
         if spec.binary:
-            model, _ = load_model(name, int(scale))
+            model, _ = shared_model(name, int(scale))
             if model is not None:
                 models[name] = model
     _speedups[int(scale)] = model_speedups(models, int(scale))

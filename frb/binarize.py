@@ -19,6 +19,7 @@ Conventions shared with the bitwise engine (``frb.bitwise``), fixed before any t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -118,6 +119,43 @@ def check_shortcut_widths(in_channels: int, out_channels: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a deployment engine needs of a part (declared by the part, never guessed from its type)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineInput:
+    """An input quantizer as a bitwise engine computes it: the input bit is -1 where
+
+        not ((x - threshold_c) >= 0)                       mode "sign" (threshold 0) or "threshold"
+        not (((x - mu_c) / (sigma_c + eps)) >= 0)          mode "mean_centered" (per-sample statistics)
+
+    ``threshold`` is a per-channel tensor for mode "threshold", else None.
+    """
+
+    mode: str
+    threshold: Tensor | None = None
+    eps: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    """An output transform as the engine's epilogue applies it to y (the scaled dot plus bias):
+
+        "plain":    y
+        "shortcut": y + match_channels(x)
+        "prelu":    PReLU_slope(y - shift_in) + shift_out + match_channels(x)
+
+    Tensors are per output channel; None means 0 for the shifts and 1 for the slope.
+    """
+
+    mode: str
+    shift_in: Tensor | None = None
+    slope: Tensor | None = None
+    shift_out: Tensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------
 # Input (activation) quantizers: x -> +/-1
 # ---------------------------------------------------------------------------------------------
 
@@ -139,6 +177,9 @@ class SignInput(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self._fn(x)
 
+    def engine_spec(self) -> EngineInput:
+        return EngineInput("sign")
+
     def extra_repr(self) -> str:
         return f"gradient={self.gradient}"
 
@@ -153,6 +194,9 @@ class RSign(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return approx_sign(x - _per_channel(self.threshold, x, self.channel_dim))
+
+    def engine_spec(self) -> EngineInput:
+        return EngineInput("threshold", threshold=self.threshold.detach())
 
 
 class MeanCenteredSign(nn.Module):
@@ -177,6 +221,9 @@ class MeanCenteredSign(nn.Module):
         sigma = x.std(dim=dims, keepdim=True, unbiased=False) + self.eps
         return sign_clipped_ste((x - mu) / sigma)
 
+    def engine_spec(self) -> EngineInput:
+        return EngineInput("mean_centered", eps=self.eps)
+
 
 class EDESign(nn.Module):
     """IR-Net activation: sign(x) with the EDE gradient; ``progress`` (0..1) is set by the trainer."""
@@ -188,6 +235,9 @@ class EDESign(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return ede_sign(x, self.progress)
 
+    def engine_spec(self) -> EngineInput:
+        return EngineInput("sign")
+
 
 # ---------------------------------------------------------------------------------------------
 # Weight quantizers: W -> binary (float-simulated) weights
@@ -198,7 +248,8 @@ class WeightQuantizer(nn.Module):
     """Base: ``forward(W)`` returns the binarized weights; ``bases(W)`` returns the packed form.
 
     ``bases`` gives a list of (sign tensor in {-1,+1}, per-output-channel scale) pairs with
-    W_b = sum_i scale_i[c] * sign_i; this is what the bitwise engine stores.
+    W_b = sum_i scale_i[c] * sign_i; this is what the bitwise engine stores, and ``num_bases`` is
+    their number (the engine's cost per layer: one XNOR-popcount pass per basis).
     """
 
     num_bases = 1
@@ -344,12 +395,19 @@ class LearnedScaleSign(WeightQuantizer):
 class PlainOutput(nn.Module):
     """y: no shortcut, no activation."""
 
+    adds_input = False
+
     def forward(self, y: Tensor, x: Tensor) -> Tensor:
         return y
+
+    def engine_spec(self) -> EngineOutput:
+        return EngineOutput("plain")
 
 
 class ShortcutOutput(nn.Module):
     """y + x: a real-valued shortcut around the binary layer (Bi-Real Net)."""
+
+    adds_input = True
 
     def __init__(self, channel_dim: int) -> None:
         super().__init__()
@@ -357,6 +415,9 @@ class ShortcutOutput(nn.Module):
 
     def forward(self, y: Tensor, x: Tensor) -> Tensor:
         return y + match_channels(x, y.shape[self.channel_dim], self.channel_dim)
+
+    def engine_spec(self) -> EngineOutput:
+        return EngineOutput("shortcut")
 
 
 class PReLUShortcutOutput(ShortcutOutput):
@@ -372,6 +433,9 @@ class PReLUShortcutOutput(ShortcutOutput):
     def forward(self, y: Tensor, x: Tensor) -> Tensor:
         return super().forward(self.prelu(y), x)
 
+    def engine_spec(self) -> EngineOutput:
+        return EngineOutput("prelu", slope=self.slope.detach())
+
 
 class RPReLUShortcutOutput(PReLUShortcutOutput):
     """ReActNet's RPReLU followed by the shortcut: PReLU_c(y - gamma_c) + zeta_c + x."""
@@ -385,6 +449,9 @@ class RPReLUShortcutOutput(PReLUShortcutOutput):
         gamma = _per_channel(self.shift_in, y, self.channel_dim)
         zeta = _per_channel(self.shift_out, y, self.channel_dim)
         return ShortcutOutput.forward(self, self.prelu(y - gamma) + zeta, x)
+
+    def engine_spec(self) -> EngineOutput:
+        return EngineOutput("prelu", self.shift_in.detach(), self.slope.detach(), self.shift_out.detach())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +479,14 @@ class BinarizationMethod:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class WithShortcut:
+    """Mixin for methods whose output transform is the plain real-valued shortcut y + x."""
+
+    def output(self, in_channels: int, out_channels: int, channel_dim: int) -> nn.Module:
+        check_shortcut_widths(in_channels, out_channels)
+        return ShortcutOutput(channel_dim)
 
 
 METHODS: dict[str, type[BinarizationMethod]] = {}
@@ -455,7 +530,7 @@ class DoReFa(BinarizationMethod):
 
 
 @register
-class BiReal(BinarizationMethod):
+class BiReal(WithShortcut, BinarizationMethod):
     """Bi-Real Net (Liu et al., ECCV 2018).
 
     Activations: sign(x) with the ApproxSign gradient max(0, 2 - 2|x|).
@@ -472,13 +547,9 @@ class BiReal(BinarizationMethod):
     def weight_quantizer(self, out_channels: int) -> WeightQuantizer:
         return ChannelMeanSign()
 
-    def output(self, in_channels: int, out_channels: int, channel_dim: int) -> nn.Module:
-        check_shortcut_widths(in_channels, out_channels)
-        return ShortcutOutput(channel_dim)
-
 
 @register
-class IRNet(BinarizationMethod):
+class IRNet(WithShortcut, BinarizationMethod):
     """IR-Net (Qin et al., CVPR 2020).
 
     Weights: Libra-PB, sign of the balanced, standardised weights times a power-of-two
@@ -497,13 +568,9 @@ class IRNet(BinarizationMethod):
     def weight_quantizer(self, out_channels: int) -> WeightQuantizer:
         return LibraSign()
 
-    def output(self, in_channels: int, out_channels: int, channel_dim: int) -> nn.Module:
-        check_shortcut_widths(in_channels, out_channels)
-        return ShortcutOutput(channel_dim)
-
 
 @register
-class BAM(BinarizationMethod):
+class BAM(WithShortcut, BinarizationMethod):
     """BAM, bit-accumulation mechanism (Xin et al., ECCV 2020).
 
     BAM approximates full-precision values by accumulating the one-bit results of successive
@@ -518,10 +585,6 @@ class BAM(BinarizationMethod):
 
     def weight_quantizer(self, out_channels: int) -> WeightQuantizer:
         return LearnedScaleSign(out_channels)
-
-    def output(self, in_channels: int, out_channels: int, channel_dim: int) -> nn.Module:
-        check_shortcut_widths(in_channels, out_channels)
-        return ShortcutOutput(channel_dim)
 
 
 @register

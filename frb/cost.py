@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
 
 from frb.layers import BINARY_LAYERS
+from frb.models import MODELS, SCALES, create_model
 
 BBCU_INPUT_HW = (180, 320)
 BINARY_PARAM_FACTOR = 32
@@ -93,3 +95,34 @@ def count_cost(model: nn.Module, input_hw: tuple[int, int] = BBCU_INPUT_HW) -> C
         for h in handles:
             h.remove()
     return Cost(params, totals["fp_w"], totals["bin_w"], totals["fp_macs"], totals["bin_macs"])
+
+
+@lru_cache(maxsize=None)
+def model_cost(name: str, scale: int) -> Cost:
+    """The cost of the public model ``name`` at ``scale`` (built on the meta device: no weights, no compute)."""
+    with torch.device("meta"):
+        model = create_model(name, scale)
+    return count_cost(model)
+
+
+def model_costs(scales: tuple[int, ...] = SCALES) -> list[dict]:
+    """One row per model and scale: real parameter count and the BBCU-convention cost."""
+    rows = []
+    for name, spec in MODELS.items():
+        for scale in scales:
+            with torch.device("meta"):
+                model = create_model(name, scale)
+            cost = count_cost(model)
+            rows.append(
+                {
+                    "name": name,
+                    "scale": scale,
+                    "arch": spec.arch,
+                    "method": spec.method,
+                    "group": spec.group,
+                    "params": cost.params,
+                    "params_K": round(cost.params_K, 2),
+                    "ops_G": round(cost.ops_G, 2),
+                }
+            )
+    return rows

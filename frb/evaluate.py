@@ -1,4 +1,4 @@
-"""``python -m frb eval``: Y-PSNR / SSIM of a model on folders of HR images.
+"""Y-PSNR / SSIM of a model on folders of HR images, and the comparison with published numbers.
 
 Protocol (that of the SR literature): each HR image is cropped to a multiple of the scale
 (``modcrop``), its LR twin is MATLAB-bicubic downscaled and rounded to uint8 (``make_lr``), the
@@ -6,7 +6,7 @@ model's output is rounded to uint8, and PSNR / SSIM are computed on the BT.601 l
 of ``scale`` pixels removed (``frb.metrics``). Per-set numbers are plain averages over images.
 
 Weights are found by *resolvers*, functions ``(model name, scale) -> path or None`` tried in
-order (``find_weights``); ``weights_in(folder)`` is the one for folders of trained weights, and a
+order (``locate_weights``); ``weights_in(folder)`` is the one for folders of trained weights, and a
 resolver for bundled or Hub weights can be added to the list without touching the rest.
 
 ``--backend bitwise`` (the command's default) scores binarized models on the packed XNOR/popcount
@@ -16,27 +16,22 @@ model). Full-precision models always run in torch.
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import math
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
 from frb import hub
-from frb.bitwise.runner import BACKENDS, make_runner
+from frb.bitwise.runner import make_runner
 from frb.imaging import ImageError, load_image, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
-from frb.models import MODELS, SCALES, create_model, get_spec
+from frb.models import create_model, get_spec
 from frb.tiling import tiled_forward, tiling_context
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -103,18 +98,6 @@ def load_pairs(folder: str | Path, scale: int) -> list[Pair]:
 # --------------------------------------------------------------------------------------------
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors state dict into ``model``; every key must match (strict)."""
-    state = load_file(str(path))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        hint = f" (they are of a shortened model, num_block={meta['num_block']})" if meta.get("num_block", "0") != "0" else ""
-        raise ValueError(f"weights {path} do not fit {type(model).__name__}{hint}: {exc}") from exc
-
-
 def weights_file_name(name: str, scale: int) -> str:
     """``<name>_x<scale>.safetensors``, the name training exports."""
     return f"{name}_x{scale}.safetensors"
@@ -138,7 +121,7 @@ def weights_in(folder: str | Path) -> WeightsResolver:
     return resolve
 
 
-def find_weights(name: str, scale: int, resolvers: Sequence[WeightsResolver]) -> Path | None:
+def locate_weights(name: str, scale: int, resolvers: Sequence[WeightsResolver]) -> Path | None:
     """The first path a resolver returns for (name, scale), or None."""
     for resolve in resolvers:
         path = resolve(name, scale)
@@ -152,22 +135,15 @@ def bundled_weights(name: str, scale: int) -> Path | None:
     return hub.resolve(name, scale).path
 
 
-def build_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
-    """``create_model(name, scale)`` with its weights loaded; bicubic needs none.
-
-    Packed binary files (``frb.bitwise.export``) rebuild their model; other files are state dicts.
-    """
-    if get_spec(name).arch == "bicubic":
-        return create_model(name, scale).eval()
+def trained_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
+    """``create_model(name, scale, pretrained=weights)``; bicubic needs no file, any other model one."""
+    if not get_spec(name).needs_weights:
+        return create_model(name, scale, pretrained=True)
     if weights is None:
         why = "; ".join(hub.resolve(name, scale).notices) or "no weights found"
         raise ValueError(f"model {name!r} x{scale} has no usable weights ({why}); restore assets/weights "
                          "(git checkout assets/weights), pass --weights FILE, or add --online to fetch from the Hub")
-    if hub.weights_metadata(Path(weights)).get("format") == "frb-packed":
-        return hub.load_weights_file(Path(weights), name, scale)
-    model = create_model(name, scale)
-    load_weights(model, weights)
-    return model.eval()
+    return create_model(name, scale, pretrained=weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +224,7 @@ def published_row(name: str, scale: int, rows: Sequence[dict[str, str]]) -> dict
     Our bicubic reproduces the RCAN figures (28.42 dB Set5 x4), not BBCU's (28.63 dB).
     """
     spec = get_spec(name)
-    key = ("bicubic", "none") if spec.arch == "bicubic" else (name, "fp") if not spec.binary else (spec.arch, spec.method)
+    key = (spec.arch, "none") if not spec.needs_weights else (name, "fp") if not spec.binary else (spec.arch, spec.method)
     matches = [r for r in rows if (r["model"], r["method"]) == key and int(r["scale"]) == scale]
     matches.sort(key=lambda r: r["source"] != "RCAN Table 3")
     return matches[0] if matches else None
@@ -310,75 +286,3 @@ def markdown_table(rows: Sequence[dict[str, object]], scale: int) -> str:
     sources = sorted({str(r["published_source"]) for r in rows if r["published_source"]} | ({bar[0]["source"]} if bar else set()))
     lines += ["", "Sources: " + "; ".join(sources) + " (see frb/data/README.md)."]
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="Y-PSNR / SSIM of a model on benchmark folders of HR images")
-    p.add_argument("--model", choices=list(MODELS), help="model name (not with --all)")
-    p.add_argument("--scale", type=int, choices=SCALES, default=4)
-    p.add_argument("--data", action="append", help="folder of HR images (repeatable); default Set5, Set14, B100")
-    p.add_argument("--weights", help="safetensors weights file of --model (default: the bundled weights)")
-    p.add_argument("--all", action="store_true", help="every model with weights (bundled, or in --weights-dir), plus bicubic")
-    p.add_argument("--weights-dir", action="append", help="folder of <name>_x<scale>.safetensors (repeatable) instead of the bundled weights")
-    p.add_argument("--out", default="runs/eval", help="where --all writes results_x<scale>.md / .csv")
-    p.add_argument("--device", default="", help="cpu, cuda, ... (default: cuda when available)")
-    p.add_argument("--tile", type=int, default=0, help="LR tile size for bounded memory (0 = whole image)")
-    p.add_argument("--backend", choices=BACKENDS, default="bitwise",
-                   help="bitwise: binarized models on the packed CPU engine users run (default); torch: fake-quantised")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    folders = [Path(d) for d in args.data] if args.data else default_data_dirs()
-    if not folders:
-        raise SystemExit(f"no benchmark folders under {BENCHMARK_ROOT}; pass --data DIR")
-    if args.all == (args.model is not None):
-        raise SystemExit("give either --model NAME or --all")
-
-    if args.all:
-        resolvers = [weights_in(d) for d in args.weights_dir] if args.weights_dir else [bundled_weights]
-        weights = {n: find_weights(n, args.scale, resolvers) for n in MODELS}
-        names = [n for n in MODELS if n == "bicubic" or weights[n] is not None]
-        for n in MODELS:
-            entry = hub.manifest_entry(n, args.scale) if not args.weights_dir else None
-            if n not in names and entry is not None:  # shipped, but its file is missing or damaged
-                print(f"note: {n} x{args.scale} skipped: " + "; ".join(hub.resolve(n, args.scale).notices), file=sys.stderr)
-    else:
-        names = [args.model]
-        weights = {args.model: Path(args.weights) if args.weights else bundled_weights(args.model, args.scale)}
-
-    backend = args.backend
-    if backend == "bitwise" and device.type != "cpu":
-        print(f"note: the bitwise engine runs on the CPU only; evaluating on {device} with torch", file=sys.stderr)
-        backend = "torch"
-    results = {}
-    for name in names:
-        try:
-            model = build_model(name, args.scale, weights[name])
-            results[name] = evaluate_model(model, folders, args.scale, device, args.tile, backend)
-        except (ValueError, FileNotFoundError) as exc:
-            raise SystemExit(f"error: {exc}") from exc
-    rows = comparison_rows(results, args.scale, {n: str(weights[n]) if weights[n] else None for n in names})
-
-    if args.all:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"results_x{args.scale}.md").write_text(markdown_table(rows, args.scale))
-        with open(out / f"results_x{args.scale}.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    if args.json:
-        print(json.dumps({"scale": args.scale, "device": str(device), "results": rows}, indent=2))
-    else:
-        print(markdown_table(rows, args.scale), end="")
-        if args.all:
-            print(f"written: {Path(args.out) / f'results_x{args.scale}.md'} and .csv")
-    return 0

@@ -21,8 +21,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 DEFAULT_REPO_ID = "frb-sr/frb-sr-weights"
 DEFAULT_REVISION = "main"
 REPO_ID_ENV = "FRB_HUB_REPO_ID"
@@ -32,12 +30,24 @@ MANIFEST_NAME = "manifest.json"
 
 
 class WeightsError(ValueError):
-    """No usable weights for a model: the message says what was tried."""
+    """No usable weights for a model: the message says what was tried and what to do; ``reason``
+    is the part that says what was tried (for callers that suggest their own remedy)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+#: How each ``Resolved.source`` is shown to people.
+SOURCE_LABELS = {"bundled": "bundled", "hub-cache": "Hub", "hub": "Hub", "file": "file", "builtin": "none needed",
+                 "random": "random", "none": "none"}
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """Where one model's weights were found. ``source``: "bundled", "hub-cache", "hub" or "none"."""
+    """Where one model's weights came from. ``source``: "bundled", "hub-cache", "hub", "file" (a path
+    given by the caller), "builtin" (a model without parameters), "random" (none found; a seeded
+    random model was asked for) or "none"."""
 
     name: str
     scale: int
@@ -45,6 +55,14 @@ class Resolved:
     path: Path | None
     entry: dict
     notices: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return SOURCE_LABELS[self.source]
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.path.stat().st_size if self.path is not None else None
 
 
 def repo_id(explicit: str | None = None) -> str:
@@ -108,8 +126,12 @@ def resolve(
     repo: str | None = None,
     rev: str | None = None,
     assets: Path | None = None,
+    local_files_only: bool = False,
 ) -> Resolved:
-    """Find verified weights for ``name`` at ``scale``; never raises for a missing or bad file."""
+    """Find verified weights for ``name`` at ``scale``; never raises for a missing or bad file.
+
+    ``local_files_only`` (or ``HF_HUB_OFFLINE``) skips the download: bundled and cached copies only.
+    """
     assets = _assets(assets)
     entry = manifest_entry(name, scale, assets)
     if entry is None:
@@ -126,7 +148,8 @@ def resolve(
     bundled = Path(assets) / entry["file"]
     if bundled.is_file() and verified(bundled, "bundled"):
         return Resolved(name, scale, "bundled", bundled, entry, tuple(notices))
-    attempts = [("hub-cache", True)] + ([] if _offline() else [("hub", False)])
+    offline = local_files_only or _offline()
+    attempts = [("hub-cache", True)] + ([] if offline else [("hub", False)])
     for source, local_only in attempts:
         try:
             path = _hub_file(entry, repo, rev, local_only)
@@ -136,55 +159,9 @@ def resolve(
             continue
         if verified(path, "Hub"):
             return Resolved(name, scale, source, path, entry, tuple(notices))
-    if _offline():
+    if offline:
         notices.append(f"{entry['file']} is neither bundled nor in the Hugging Face cache (offline mode)")
     return Resolved(name, scale, "none", None, entry, tuple(notices))
-
-
-def weights_metadata(path: Path) -> dict[str, str]:
-    """The safetensors metadata of a weights file; ``WeightsError`` when it is no safetensors file."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            return f.metadata() or {}
-    except SafetensorError as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
-
-
-def load_weights_file(path: Path, name: str, scale: int) -> nn.Module:
-    """Build ``name`` x``scale`` from a verified weights file (packed binary or float state dict)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from frb.models import create_model
-
-    if weights_metadata(path).get("format") == "frb-packed":
-        from frb.bitwise.export import load_packed
-
-        return load_packed(path, name, scale)
-    model = create_model(name, scale)
-    try:
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
-    except SafetensorError as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{path.name} does not fit {name} x{scale}: {str(exc).splitlines()[0]}") from None
-    return model.eval()
-
-
-def load_pretrained(name: str, scale: int, repo: str | None = None, rev: str | None = None) -> tuple[nn.Module, Resolved]:
-    """The trained model and where its weights came from; ``WeightsError`` when there are none."""
-    if name == "bicubic":
-        from frb.models import create_model
-
-        return create_model(name, scale), Resolved(name, scale, "bundled", None, {})
-    found = resolve(name, scale, repo, rev)
-    if found.path is None:
-        raise WeightsError("; ".join(found.notices) or f"no weights for {name} x{scale}")
-    return load_weights_file(found.path, name, scale), found
 
 
 MODEL_CARD_BODY = """# frb-sr weights
@@ -255,32 +232,3 @@ def push(repo: str | None = None, assets: Path | None = None, token: str | None 
     api.create_repo(target, repo_type="model", exist_ok=True)
     info = api.upload_folder(repo_id=target, folder_path=str(assets), commit_message="Upload frb-sr weights")
     return info.oid
-
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("hub", help="where weights come from; publish assets/weights to the Hub")
-    sub = p.add_subparsers(dest="hub_command", required=True)
-    where = sub.add_parser("resolve", help="show which copy of a model's weights would be used")
-    where.add_argument("--model", required=True)
-    where.add_argument("--scale", type=int, default=4)
-    where.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
-    where.add_argument("--revision", default=None, help=f"default: ${REVISION_ENV} or {DEFAULT_REVISION}")
-    where.set_defaults(func=_run_resolve)
-    pub = sub.add_parser("push", help="upload assets/weights with a model card")
-    pub.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
-    pub.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
-    pub.set_defaults(func=_run_push)
-
-
-def _run_resolve(args) -> int:
-    found = resolve(args.model, args.scale, args.repo_id, args.revision)
-    print(json.dumps({"model": found.name, "scale": found.scale, "source": found.source,
-                      "path": str(found.path) if found.path else None, "notices": list(found.notices)}, indent=2))
-    return 0 if found.path is not None else 1
-
-
-def _run_push(args) -> int:
-    commit = push(args.repo_id, token=args.token)
-    print(f"published {repo_id(args.repo_id)} at commit {commit}; pin it with {REVISION_ENV}={commit}")
-    return 0
-

@@ -31,7 +31,7 @@ from frb.binarize import ChannelMeanSign, SecondOrderResidualSign
 from frb.hub import WeightsError
 from frb.layers import binary_layers
 from frb.models import MODELS, create_model, get_spec
-from frb.weights import load_model
+from frb.weights import shared_model
 
 DEFAULT_LAYER = "body.0.conv1"
 NUM_CHANNELS = 12
@@ -184,14 +184,14 @@ def layer_weights(model_name: str, layer: str | None, scale: int = 4, allow_rand
     spec = get_spec(model_name)
     if not spec.binary:
         raise ValueError(f"{model_name} is full precision; choose a binarized model: {binarized_model_names()}")
-    model, notice = load_model(model_name, scale, allow_random)
+    model, notice = shared_model(model_name, scale, allow_random)
     if model is None:
         raise WeightsError(notice)
     layers = binary_layers(model)
     layer = layer or default_layer(model_name, scale)
     if layer not in layers:
         raise ValueError(f"{model_name} has no binary layer {layer!r}; e.g. {list(layers)[:4]}")
-    teacher, teacher_notice = load_model(spec.teacher, scale, allow_random)
+    teacher, teacher_notice = shared_model(spec.teacher, scale, allow_random)
     if teacher is None:
         raise WeightsError(teacher_notice)
     with torch.no_grad():

@@ -3,7 +3,8 @@
 ``BinaryConv2d`` and ``BinaryLinear`` subclass the float layers and keep their ``weight`` and
 ``bias`` parameters under the same names, so a full-precision state dict initialises a binary
 student. What a method adds (thresholds, scales, PReLU slopes) lives in three child modules:
-``input_quantizer``, ``weight_quantizer`` and ``output`` (see ``frb.binarize``).
+``input_quantizer``, ``weight_quantizer`` and ``output`` (see ``frb.binarize``). An output
+transform declares ``adds_input`` (whether it adds the layer input itself).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from frb.binarize import BinarizationMethod, ShortcutOutput, get_method
+from frb.binarize import BinarizationMethod, get_method
 
 
 class _BinaryMixin:
@@ -49,7 +50,7 @@ class _BinaryMixin:
     @property
     def adds_input(self) -> bool:
         """Whether the output transform already adds the layer input (a real-valued shortcut)."""
-        return isinstance(self.output, ShortcutOutput)
+        return self.output.adds_input
 
     @property
     def num_weight_bases(self) -> int:

@@ -1,4 +1,4 @@
-"""app.compare and the Compare tab's handler, called directly (no server)."""
+"""frb.compare and the Compare tab's handler, called directly (no server)."""
 from __future__ import annotations
 
 import io
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app import compare as cmp
-from frb.weights import find_weights
+from frb import compare as cmp
+from frb.hub import resolve
 from frb.imaging import ImageTooLargeError, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import create_model
@@ -49,7 +49,7 @@ def test_hr_mode_scores_against_modcropped_hr():
     comp = cmp.compare(img, ["bicubic", "frbc"], cmp.MODE_HR, scale=4, backend="bitwise")
     assert comp.hr.shape == (48, 64, 3) and comp.lr.shape == (12, 16, 3)
     assert any("HR cropped" in n for n in comp.notices)
-    untrained = find_weights("frbc", 4).source == "none"
+    untrained = resolve("frbc", 4).source == "none"
     assert any("no trained weights bundled for frbc x4" in n for n in comp.notices) == untrained
     for r in comp.results:
         assert r.image.shape == comp.hr.shape and r.image.dtype == np.uint8

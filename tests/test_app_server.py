@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import compare as cmp
+from frb import compare as cmp
 from frb.kernel_view import kernel_view
-from frb.weights import find_weights
+from frb.hub import resolve
 
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -56,7 +56,7 @@ def test_compare_outputs_are_png_and_pixel_exact(url, image_file):
         assert item["caption"] == caption and np.array_equal(read_png(item["image"]), crop)
     assert len(files) == 4 and all(read_png(f).ndim == 3 for f in files)
     assert [row[0] for row in table["data"]] == ["Bicubic", "FRBC (FRB on SRResNet)"]
-    assert ("no trained weights bundled for frbc x4" in status) == (find_weights("frbc", 4).source == "none")
+    assert ("no trained weights bundled for frbc x4" in status) == (resolve("frbc", 4).source == "none")
 
 
 def test_kernels_endpoint_is_pixel_exact(url):

@@ -95,7 +95,7 @@ gradio_client = pytest.importorskip("gradio_client")
 
 
 def compare(url: str, path: Path):
-    from app import compare as cmp
+    from frb import compare as cmp
 
     client = gradio_client.Client(url, verbose=False)
     return client.predict(gradio_client.handle_file(str(path)), cmp.MODE_HR, 2, ["bicubic"], [], [], "torch", True,

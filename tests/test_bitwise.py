@@ -11,15 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from frb.binarize import get_method, sign
-from frb.bitwise import BitwiseSRResNet, kernels, make_runner, ops, warmup
+from frb.bitwise import kernels, ops
+from frb.bitwise.runner import make_runner, warmup
+from frb.bitwise.srresnet import BitwiseSRResNet
 from frb.bitwise.modules import PackedBinaryConv2d, PackedBinaryLinear
 from frb.bitwise.packing import PackedLayer, num_words, pack_bits, pack_weight_signs, unpack_bits
 from frb.bitwise.runner import TorchRunner
 from frb.imaging import load_image, make_lr, to_tensor, to_uint8
 from frb.layers import BinaryConv2d, BinaryLinear, binary_layers
-from frb.models import create_model
+from frb.binarize import METHODS
+from frb.models import MODELS, create_model
 
-SRRESNET_MODELS = ["bnn", "dorefa", "bireal", "irnet", "bam", "btm", "reactnet", "frbc"]
+BINARIZED = [name for name, spec in MODELS.items() if spec.binary]
 # Float rounding differs (torch sums W_b = sum a_i B_i tap by tap; the engine scales exact integer
 # dots), so a value within ~1e-7 of a sign threshold may flip: allowed, within these bounds.
 MAX_LEVELS = 1
@@ -118,7 +121,7 @@ def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("method", ["bnn", "dorefa", "bireal", "irnet", "bam", "btm", "reactnet", "frb"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_packed_layers_equal_the_torch_layers(method):
     torch.manual_seed(4)
     conv = _perturb(BinaryConv2d(60, 60, 3, get_method(method)))
@@ -157,11 +160,11 @@ def _model(name: str) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("name", SRRESNET_MODELS + ["frbt"])
+@pytest.mark.parametrize("name", BINARIZED)
 def test_bitwise_models_match_the_torch_backend_on_a_real_image(name, lr_image):
     model = _model(name)
     bitwise = make_runner(model, "bitwise")
-    assert isinstance(bitwise, BitwiseSRResNet) == (name != "frbt")
+    assert isinstance(bitwise, BitwiseSRResNet) == (MODELS[name].arch == "srresnet")
     diff = _level_diff(bitwise(lr_image), make_runner(model, "torch")(lr_image))
     assert diff.max() <= MAX_LEVELS
     assert (diff > 0).mean() <= MAX_FRACTION

@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from frb.bitwise import PackedFileError, load_packed, make_runner, pack_model, read_packed, save_packed
-from frb.bitwise.export import FrozenBases
+from frb.bitwise.export import PackedFileError, pack_model, read_packed, save_packed
+from frb.bitwise.packing import FrozenBases
+from frb.bitwise.runner import make_runner
 from frb.imaging import to_uint8
 from frb.layers import binary_layers
 from frb.bench import random_model
@@ -44,7 +45,7 @@ def test_packed_file_holds_bits_scales_and_metadata(frbc_file):
 @pytest.mark.parametrize("backend", ["torch", "bitwise"])
 def test_round_trip_reproduces_the_outputs_exactly(frbc_file, backend):
     model, path = frbc_file
-    loaded = load_packed(path, "frbc", 2)
+    loaded = create_model("frbc", 2, pretrained=path)
     assert all(isinstance(l.weight_quantizer, FrozenBases) for l in binary_layers(loaded).values())
     x = torch.rand(1, 3, 20, 17)
     assert torch.equal(make_runner(loaded, backend)(x), make_runner(model, backend)(x))
@@ -53,7 +54,7 @@ def test_round_trip_reproduces_the_outputs_exactly(frbc_file, backend):
 def test_repacking_a_loaded_model_gives_the_same_tensors(frbc_file):
     _, path = frbc_file
     tensors, _ = read_packed(path)
-    again = pack_model(load_packed(path), float_dtype="float32")
+    again = pack_model(create_model("frbc", 2, pretrained=path), float_dtype="float32")
     assert tensors.keys() == again.keys()
     assert all(np.array_equal(tensors[k], again[k]) for k in tensors)
 
@@ -62,7 +63,7 @@ def test_frbt_round_trip_with_half_precision_tail(tmp_path):
     model = _model("frbt")
     path = tmp_path / "frbt.safetensors"
     save_packed(model, path)
-    loaded = load_packed(path, "frbt", 2)
+    loaded = create_model("frbt", 2, pretrained=path)
     x = torch.rand(1, 3, 16, 16)
     bitwise, torch_out = make_runner(loaded, "bitwise")(x), make_runner(loaded, "torch")(x)
     assert torch.allclose(bitwise, torch_out, atol=1e-4)
@@ -87,7 +88,9 @@ def test_truncated_file_gives_a_clear_error(frbc_file, tmp_path):
     bad = tmp_path / "truncated.safetensors"
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(PackedFileError, match="not a readable packed model file"):
-        load_packed(bad)
+        read_packed(bad)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        create_model("frbc", 2, pretrained=bad)
 
 
 def test_damaged_bytes_fail_the_checksum(frbc_file, tmp_path):
@@ -97,21 +100,21 @@ def test_damaged_bytes_fail_the_checksum(frbc_file, tmp_path):
     bad = tmp_path / "damaged.safetensors"
     bad.write_bytes(bytes(data))
     with pytest.raises(PackedFileError, match="checksum"):
-        load_packed(bad)
+        create_model("frbc", 2, pretrained=bad)
 
 
 def test_other_files_and_other_models_are_refused(frbc_file, tmp_path):
     _, path = frbc_file
-    with pytest.raises(PackedFileError, match="not 'bnn'"):
-        load_packed(path, "bnn")
-    with pytest.raises(PackedFileError, match="not x4"):
-        load_packed(path, scale=4)
+    with pytest.raises(PackedFileError, match="holds frbc x2, not bnn x2"):
+        create_model("bnn", 2, pretrained=path)
+    with pytest.raises(PackedFileError, match="holds frbc x2, not frbc x4"):
+        create_model("frbc", 4, pretrained=path)
     plain = tmp_path / "plain.safetensors"
     save_file(create_model("srresnet", 2).state_dict(), str(plain))
     with pytest.raises(PackedFileError, match="not an frb-packed file"):
-        load_packed(plain)
+        read_packed(plain)
     with pytest.raises(PackedFileError):
-        load_packed(tmp_path / "missing.safetensors")
+        read_packed(tmp_path / "missing.safetensors")
 
 
 def test_only_binarized_registry_models_can_be_saved(tmp_path):

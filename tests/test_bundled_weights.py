@@ -6,7 +6,8 @@ import torch
 
 from frb import hub
 from frb.evaluate import evaluate_model
-from frb.models import MODELS
+from frb.models import MODELS, create_model
+from frb.models.pretrained import weights_metadata
 
 ENTRIES = hub.read_manifest()
 TRAINABLE = [name for name, spec in MODELS.items() if spec.arch != "bicubic"]
@@ -23,8 +24,9 @@ def test_shipped_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_di
     found = hub.resolve(entry["name"], int(entry["scale"]))
     assert found.source == "bundled" and not found.notices
     assert found.path.stat().st_size == entry["bytes"]
-    assert hub.weights_metadata(found.path).get("format", "") == ("frb-packed" if entry["format"] == "frb-packed" else "")
-    model = hub.load_weights_file(found.path, entry["name"], int(entry["scale"]))
+    assert weights_metadata(found.path).get("format", "") == ("frb-packed" if entry["format"] == "frb-packed" else "")
+    model = create_model(entry["name"], int(entry["scale"]), pretrained=found.path)
+    assert model.weights_origin.source == "file"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from frb.__main__ import main
-from frb.evaluate import find_weights, load_weights, published_results, published_row, set_name, weights_in
+from frb.evaluate import locate_weights, published_results, published_row, set_name, weights_in
 from frb.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,16 +48,15 @@ def test_weights_resolvers_and_strict_loading(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     resolvers = [weights_in(tmp_path / "runs"), weights_in(tmp_path / "flat")]
-    assert find_weights("srresnet", 2, resolvers) == flat
-    assert find_weights("frbc", 2, resolvers) == nested
-    assert find_weights("frbc", 4, resolvers) is None
+    assert locate_weights("srresnet", 2, resolvers) == flat
+    assert locate_weights("frbc", 2, resolvers) == nested
+    assert locate_weights("frbc", 4, resolvers) is None
 
     save_file(model.state_dict(), str(flat))
-    fresh = create_model("srresnet", 2)
-    load_weights(fresh, flat)
+    fresh = create_model("srresnet", 2, pretrained=flat)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
-    with pytest.raises(ValueError, match="do not fit"):
-        load_weights(create_model("frbc", 2), flat)
+    with pytest.raises(ValueError, match="does not fit frbc x2"):
+        create_model("frbc", 2, pretrained=flat)
 
 
 def test_all_writes_markdown_and_csv_beside_the_published_numbers(tmp_path, set5_dir, capsys):

@@ -53,10 +53,11 @@ def resolve_offline(assets: Path, cache: Path) -> dict:
         import json
         from pathlib import Path
         from frb import hub
+        from frb.models import create_model
         found = hub.resolve("srresnet", 2, assets=Path({str(assets)!r}))
         ok = None
         if found.path is not None:
-            ok = hub.load_weights_file(found.path, "srresnet", 2).conv_first.weight.sum().item()
+            ok = create_model("srresnet", 2, pretrained=found.path).conv_first.weight.sum().item()
         print(json.dumps({{"source": found.source, "notices": list(found.notices), "checksum": ok}}))
         """
     )
@@ -71,7 +72,7 @@ def test_bundled_file_wins_and_is_verified(tmp_path):
     (tmp_path / "x.safetensors").rename(assets / "srresnet_x2.safetensors")
     found = hub.resolve("srresnet", 2, assets=assets)
     assert found.source == "bundled" and found.notices == ()
-    model = hub.load_weights_file(found.path, "srresnet", 2)
+    model = create_model("srresnet", 2, pretrained=found.path)
     torch.manual_seed(0)
     assert torch.equal(model.conv_first.weight, create_model("srresnet", 2).conv_first.weight)
 
@@ -106,7 +107,7 @@ def test_tampered_files_are_refused(tmp_path):
 def test_missing_weights_raise_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
     with pytest.raises(hub.WeightsError, match="no trained weights bundled for frbc x4"):
-        hub.load_pretrained("frbc", 4)
+        create_model("frbc", 4, pretrained=True)
     (tmp_path / hub.MANIFEST_NAME).write_text("{not json")
     with pytest.raises(hub.WeightsError, match="not a valid weights manifest"):
         hub.read_manifest(tmp_path)
@@ -116,10 +117,10 @@ def test_weights_of_another_model_or_no_safetensors_are_refused(tmp_path):
     path = tmp_path / "w.safetensors"
     trained_file(path)
     with pytest.raises(hub.WeightsError, match="does not fit srresnet x4"):
-        hub.load_weights_file(path, "srresnet", 4)
+        create_model("srresnet", 4, pretrained=path)
     path.write_bytes(b"garbage")
     with pytest.raises(hub.WeightsError, match="is not a readable safetensors file"):
-        hub.load_weights_file(path, "srresnet", 2)
+        create_model("srresnet", 2, pretrained=path)
 
 
 def test_repo_id_and_revision_come_from_argument_env_or_default(monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from frb import kernel_view as K
-from frb.weights import find_weights, load_model
+from frb.hub import resolve
+from frb.weights import shared_model
 from frb.layers import binary_layers
 
 
@@ -28,7 +29,7 @@ def test_default_and_available_layers():
 
 def test_table_matches_direct_numpy_on_the_full_precision_teacher():
     view = K.kernel_view("frbc")
-    teacher, _ = load_model("srresnet", 4)
+    teacher, _ = shared_model("srresnet", 4)
     w = teacher.body[0].conv1.weight.detach().double().numpy()
     vanilla, frb = direct_binarizations(w)
     ev = np.abs(w - vanilla).reshape(64, -1).sum(1) / np.abs(w).reshape(64, -1).sum(1)
@@ -57,7 +58,7 @@ def test_figure_shape_and_first_tile():
     height = K.HEADER_H + 4 * (tile + K.GAP) + K.BAR_H
     width = K.LABEL_W + 12 * (tile + K.GAP) + K.GAP
     assert view.figure.shape == (height, width, 3) and view.figure.dtype == np.uint8
-    teacher, _ = load_model("srresnet", 2)
+    teacher, _ = shared_model("srresnet", 2)
     w = teacher.body[3].conv2.weight.detach().double().numpy()
     vanilla, frb = direct_binarizations(w)
     vmax = max(np.abs(a[:12]).max() for a in (w, vanilla, frb))
@@ -65,7 +66,7 @@ def test_figure_shape_and_first_tile():
     top, left = K.HEADER_H, K.LABEL_W
     assert np.array_equal(view.figure[top : top + tile, left : left + tile], expected)
     # The fourth row: the trained FRBC's own stored kernel, on its own colour scale.
-    model, _ = load_model("frbc", 2)
+    model, _ = shared_model("frbc", 2)
     with torch.no_grad():
         stored = binary_layers(model)["body.3.conv2"].binary_weight().double().numpy()
     own = K.colorize(K.kernel_image(stored[0]), np.abs(stored[:12]).max()).repeat(K.CELL, 0).repeat(K.CELL, 1)
@@ -76,7 +77,7 @@ def test_figure_shape_and_first_tile():
 def test_shipped_srresnet_kernels_fall_in_the_supplements_bands():
     # FRB supplement, Table 1 (SRResNet body.0.conv1, first 12 channels): vanilla 0.5942-0.6679,
     # FRB 0.3321-0.5153, improvement 22.32-44.10 %. Bands a little wider than the paper's range.
-    if find_weights("srresnet", 4).source == "none":
+    if resolve("srresnet", 4).source == "none":
         pytest.skip("no shipped SRResNet x4 weights")
     rows = K.kernel_view("frbc", "body.0.conv1", scale=4).rows[:12]
     for channel, vanilla, frb, improvement in rows:
@@ -96,7 +97,7 @@ def test_any_binary_layer_of_any_binarized_model(model):
     layer = K.layer_names(model)[-1]
     view = K.kernel_view(model, layer)
     assert view.layer == layer and view.figure.ndim == 3 and len(view.rows) == view.weight_shape[0] + 1
-    assert find_weights(model, 4).source == "bundled" and view.notice == ""
+    assert resolve(model, 4).source == "bundled" and view.notice == ""
 
 
 def test_bad_choices_have_readable_errors():

@@ -39,6 +39,6 @@ def test_release_ships_packed_binary_and_fp16_models(tmp_path, set5_dir):
     x = torch.rand(1, 3, 12, 10)
     with torch.no_grad():
         for name, model in trained.items():
-            shipped = hub.load_weights_file(assets / f"{name}_x2.safetensors", name, 2)
+            shipped = create_model(name, 2, pretrained=assets / f"{name}_x2.safetensors")
             assert (shipped(x) - model(x)).abs().max() < 0.02  # float16 head/tail, exact binary bits
     assert main(["frbc", "--scale", "2", "--runs", str(runs), "--assets", str(assets)]) == 2

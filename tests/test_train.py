@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from train.checkpoint import load_checkpoint
 from train.data import CropSampler
 from train.distill import FeatureRecorder, attention_map, dbt_loss
-from train.loop import TrainingDiverged, build_architecture, build_models, init_matching, lr_factor, train
+from frb.models import create_model
+from train.loop import TrainingDiverged, build_models, init_matching, lr_factor, train
 from train.presets import TrainConfig, config_from_args
 
 
@@ -39,7 +40,7 @@ def tiny_config(tmp_path: Path, data: Path, **overrides) -> TrainConfig:
 
 def write_teacher(path: Path, scale: int, num_block: int) -> str:
     torch.manual_seed(1)
-    teacher = build_architecture("srresnet", scale, num_block)
+    teacher = create_model("srresnet", scale, depth=num_block)
     save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(path))
     return str(path)
 
@@ -210,10 +211,10 @@ def test_learning_rate_schedule():
 
 def test_init_carries_head_and_body_over_from_another_scale(tmp_path):
     torch.manual_seed(0)
-    x2 = build_architecture("srresnet", 2, 2)
+    x2 = create_model("srresnet", 2, depth=2)
     save_file({k: v.contiguous() for k, v in x2.state_dict().items()}, str(tmp_path / "x2.safetensors"))
     torch.manual_seed(1)
-    x4 = build_architecture("srresnet", 4, 2)
+    x4 = create_model("srresnet", 4, depth=2)
     fresh = {k: v.clone() for k, v in x4.state_dict().items()}
     kept = init_matching(x4, tmp_path / "x2.safetensors")
     assert kept == ["upconv2.bias", "upconv2.weight"]  # the x4-only second upsampling stage
@@ -229,7 +230,7 @@ def test_init_carries_head_and_body_over_from_another_scale(tmp_path):
 def test_init_of_a_binary_student_overrides_its_teacher_and_rescales_from_the_new_weights(tmp_path):
     teacher = write_teacher(tmp_path / "t.safetensors", scale=2, num_block=1)
     torch.manual_seed(3)
-    body = {k: v * 3.0 for k, v in build_architecture("srresnet", 2, 1).state_dict().items() if k.startswith("body.")}
+    body = {k: v * 3.0 for k, v in create_model("srresnet", 2, depth=1).state_dict().items() if k.startswith("body.")}
     save_file({k: v.contiguous() for k, v in body.items()}, str(tmp_path / "body.safetensors"))
     cfg = TrainConfig(model="bam", scale=2, num_block=1, teacher=teacher, init=str(tmp_path / "body.safetensors"))
     student, _ = build_models(cfg)

@@ -1,4 +1,4 @@
-"""app.weights: verified loading through frb.hub, and the notice when weights are missing."""
+"""frb.weights.shared_model and create_model(pretrained=True): verified weights, and the notice when they are missing."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from frb import weights as W
 from frb import hub
 from frb.models import create_model
+from frb.models.pretrained import seeded_random
 
 
 def write_manifest(folder, entries):
@@ -25,12 +26,12 @@ def test_bundled_weights_are_found_verified_and_loaded(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(file))
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     write_manifest(tmp_path, [{"name": "srresnet", "scale": 2, "file": file.name, "sha256": digest, "bitwise_speedup": 3.0}])
-    info = W.find_weights("srresnet", 2, tmp_path)
-    assert info.source == "bundled" and info.size_bytes == file.stat().st_size and info.entry["bitwise_speedup"] == 3.0
+    info = hub.resolve("srresnet", 2, assets=tmp_path)
+    assert info.label == "bundled" and info.size_bytes == file.stat().st_size and info.entry["bitwise_speedup"] == 3.0
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
     monkeypatch.setattr(W, "_cache", {})
-    model, notice = W.load_model("srresnet", 2)
-    assert notice == ""
+    model, notice = W.shared_model("srresnet", 2)
+    assert notice == "" and model.weights_origin.source == "bundled" and not model.training
     assert torch.equal(model.conv_first.weight, trained.conv_first.weight)
 
 
@@ -39,37 +40,38 @@ def test_bad_checksum_and_missing_weights_give_notices(tmp_path, monkeypatch):
     file = tmp_path / "bnn_x3.safetensors"
     save_file({k: v.contiguous() for k, v in create_model("bnn", 3).state_dict().items()}, str(file))
     write_manifest(tmp_path, [{"name": "bnn", "scale": 3, "file": file.name, "sha256": "0" * 64}])
-    info = W.find_weights("bnn", 3, tmp_path)
+    info = hub.resolve("bnn", 3, assets=tmp_path)
     assert info.source == "none" and "fails its sha256 check" in info.notices[0]
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
     monkeypatch.setattr(W, "_cache", {})
-    model, notice = W.load_model("bnn", 3)
+    model, notice = W.shared_model("bnn", 3)
     assert model is None and "fails its sha256 check" in notice and "bnn x3 is unavailable" in notice
-    model, notice = W.load_model("bnn", 3, allow_random=True)
+    model, notice = W.shared_model("bnn", 3, allow_random=True)
     assert model is not None and "fails its sha256 check" in notice and "randomly initialised" in notice
-    assert W.find_weights("frbc", 4, tmp_path).source == "none"
+    assert model.weights_origin.source == "random" and model.weights_origin.notices == (notice,)
+    assert hub.resolve("frbc", 4, assets=tmp_path).source == "none"
 
 
 def test_without_weights_a_model_is_unavailable_unless_random_is_asked_for(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # an empty folder: no weights anywhere
     monkeypatch.setattr(W, "_cache", {})
-    missing, why = W.load_model("frbc", 4)
+    missing, why = W.shared_model("frbc", 4)
     assert missing is None and why.startswith("frbc x4 is unavailable: no trained weights bundled for frbc x4")
     assert "git checkout assets/weights" in why
-    model, notice = W.load_model("frbc", 4, allow_random=True)
-    assert W.load_model("frbc", 4, allow_random=True)[0] is model and not model.training
+    model, notice = W.shared_model("frbc", 4, allow_random=True)
+    assert W.shared_model("frbc", 4, allow_random=True)[0] is model and not model.training
     assert notice == ("no trained weights bundled for frbc x4 (nor at any scale): "
                       "showing a randomly initialised frbc x4 (--allow-random)")
-    again = W._random_model("frbc", 4)  # the random fallback is the same in every process
+    again = seeded_random("frbc", 4)  # the random fallback is the same in every process
     assert torch.equal(again.conv_first.weight, model.conv_first.weight)
-    assert W.load_model("bicubic", 4)[1] == ""
-    missing, message = W.load_model("nope", 4)
+    assert W.shared_model("bicubic", 4)[1] == ""
+    missing, message = W.shared_model("nope", 4)
     assert missing is None and "unknown model 'nope'" in message
 
 
 def test_a_scale_without_weights_is_refused_naming_the_scales_that_have_them(monkeypatch):
     monkeypatch.setattr(W, "_cache", {})
-    missing, why = W.load_model("frbc", 3)
+    missing, why = W.shared_model("frbc", 3)
     assert missing is None and "no trained weights bundled for frbc x3 (frbc has trained weights at x2, x4)" in why
     assert hub.shipped_scales() == (2, 4) and hub.shipped_scales("frbc") == (2, 4)
 

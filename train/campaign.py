@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from frb import hub
-from frb.bitwise.export import load_packed
+from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
     BENCHMARK_SETS, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, published_results,
     published_row, set_name, weights_file_name,
@@ -49,6 +49,7 @@ from frb.imaging import load_image, make_lr
 from frb.layers import binary_layers
 from frb.ledger import describe, ledger_total, segment_from_summary
 from frb.models import MODELS, create_model, get_spec
+from frb.models.pretrained import weights_metadata
 from train.checkpoint import write_json
 from train.data import held_out
 from train.loop import TrainingDiverged, train
@@ -274,7 +275,7 @@ class Campaign:
         cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
         key = f"{hub.sha256_file(path)}|holdout{self.holdout_every}"
         if key not in cache:
-            cache[key] = self.validate(hub.load_weights_file(path, name, scale), scale)
+            cache[key] = self.validate(create_model(name, scale, pretrained=path), scale)
             write_json(cache_file, cache)
         return cache[key]
 
@@ -284,7 +285,7 @@ class Campaign:
         candidates.mkdir(exist_ok=True)
         options = {"second_order": False} if stage.flags.get("srb") is False else {}
         candidate = ship(stage.model, stage.scale, self.export(stage), candidates, **options)
-        model = hub.load_weights_file(candidate, stage.model, stage.scale)  # exactly what would ship
+        model = create_model(stage.model, stage.scale, pretrained=candidate)  # exactly what would ship
         score = self.validate(model, stage.scale)
         outcome = {"step": summary["steps"], "held_out_psnr": round(score, 4), "shipped": False}
         curve = [b for b in self.benchmarks if set_name(b) == CURVE_SET]
@@ -359,9 +360,9 @@ def latent_from_shipped(path: Path, name: str, scale: int) -> dict[str, torch.Te
     """Float32 latent weights from a shipped file: a float16 state dict as it is, a packed binary
     file with each binary layer's latent weight set to its stored value W_b = sum_i alpha_i B_i
     (re-binarizing it gives back B_1, so training resumes from what was shipped)."""
-    meta = hub.weights_metadata(path)
-    if meta.get("format") == "frb-packed":
-        stored = load_packed(path, name, scale).state_dict()
+    meta = weights_metadata(path)
+    if meta.get("format") == PACKED_FORMAT:
+        stored = create_model(name, scale, pretrained=path).state_dict()
         model = create_model(name, scale, **json.loads(meta["method_options"]))
         model.load_state_dict(stored, strict=False)
         for layer in binary_layers(model).values():  # e.g. BAM's learned scale, from W_b
@@ -409,7 +410,7 @@ def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, 
         ref = published_row(name, scale, published)
         pub = " / ".join(f"{float(ref[f'{b}_psnr']):.2f}" if ref and ref.get(f"{b}_psnr") else "-" for b in BENCHMARK_SETS)
         scores = " | ".join(cell(entry["metrics"].get(b)) for b in BENCHMARK_SETS)
-        lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if name != 'bicubic' else '-'} |")
+        lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if get_spec(name).needs_weights else '-'} |")
     bar = [r for r in published if r["method"] == "bbcu_l" and int(r["scale"]) == scale]
     if bar:
         pub = " / ".join(f"{float(bar[0][f'{b}_psnr']):.2f}" for b in BENCHMARK_SETS)

@@ -31,12 +31,10 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from frb.evaluate import evaluate_pairs, load_pairs, load_weights, set_name, weights_file_name
-from frb.layers import binarize, binary_layers, load_full_precision, set_progress
+from frb.evaluate import evaluate_pairs, load_pairs, set_name, weights_file_name
+from frb.layers import binary_layers, load_full_precision, set_progress
 from frb.ledger import ActiveClock, close_segment, new_segment
-from frb.models import create_architecture, get_spec
-from frb.models.srresnet import SRResNet
-from frb.models.swinir import SwinIR
+from frb.models import create_model, get_spec
 from train.checkpoint import export_weights, hardware, load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
 from train.data import CropSampler, make_pair
 from train.distill import FeatureRecorder, dbt_loss
@@ -70,24 +68,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def build_architecture(arch: str, scale: int, num_block: int = 0) -> nn.Module:
-    """The full-precision architecture; ``num_block > 0`` shortens SRResNet's body or SwinIR's RSTB stack."""
-    if num_block <= 0:
-        return create_architecture(arch, scale)
-    if arch == "srresnet":
-        return SRResNet(scale, num_block=num_block)
-    if arch == "swinir":
-        return SwinIR(scale, depths=(6,) * num_block, num_heads=(6,) * num_block)
-    raise ValueError(f"num_block does not apply to {arch}")
-
-
 def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
-    """(student, teacher or None). A given teacher's weights initialise the student, then ``cfg.init`` overrides them."""
+    """(student, DBT teacher or None). A given teacher's weights initialise the student, then ``cfg.init`` overrides them."""
     spec = get_spec(cfg.model)
-    student = build_architecture(spec.arch, cfg.scale, cfg.num_block)
-    if spec.binary:
-        binarize(student, spec.method, **({"second_order": cfg.srb} if spec.method == "frb" else {}))
-    student.spec = spec
+    options = {"second_order": cfg.srb} if spec.method == "frb" else {}
+    student = create_model(cfg.model, cfg.scale, depth=cfg.num_block, **options)
     if not cfg.teacher:
         if cfg.init:
             init_matching(student, cfg.init)
@@ -98,8 +83,7 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
             f"(python -m train --model {spec.teacher} --scale {cfg.scale}), "
             "or pass --teacher FILE (or --teacher '' for a random start without DBT)"
         )
-    teacher = build_architecture(spec.arch, cfg.scale, cfg.num_block)
-    load_weights(teacher, cfg.teacher)
+    teacher = create_model(spec.teacher, cfg.scale, pretrained=cfg.teacher, depth=cfg.num_block)
     load_full_precision(student, teacher.state_dict())
     if cfg.init:
         init_matching(student, cfg.init)

@@ -28,7 +28,7 @@ def _opt(default: Any, help: str) -> Any:
 
 @dataclass
 class TrainConfig:
-    model: str = _opt("srresnet", "public model name: " + ", ".join(n for n in MODELS if n != "bicubic"))
+    model: str = _opt("srresnet", "public model name: " + ", ".join(n for n, s in MODELS.items() if s.needs_weights))
     scale: int = _opt(4, "upscaling factor (2, 3 or 4)")
     num_block: int = _opt(0, "residual blocks (SRResNet) or RSTBs (SwinIR); 0 = the architecture's default")
     srb: bool = _opt(True, "FRB only: second-order residual binarization (off = first-order vanilla weights)")
@@ -69,8 +69,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
-        if spec.arch == "bicubic":
-            raise ValueError("bicubic has nothing to train")
+        if not spec.needs_weights:
+            raise ValueError(f"{self.model} has nothing to train")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
         if self.schedule not in ("cosine", "multistep"):
@@ -91,18 +91,16 @@ class TrainConfig:
 def preset(model: str, scale: int = 4) -> dict[str, Any]:
     """Per-model defaults, on top of the dataclass defaults.
 
-    * SRResNet (and its binary twins): BasicSR's MSRResNet recipe, batch 16, Adam 2e-4, cosine.
-    * SwinIR-S (and FRBT): SwinIR's lightweight recipe, batch 64, LR patch 64, multistep halving.
+    * The backbone's recipe (``BackboneSpec.recipe``): SRResNet and its binary twins take BasicSR's
+      MSRResNet recipe (batch 16, Adam 2e-4, cosine), SwinIR-S and FRBT SwinIR's lightweight one
+      (batch 64, LR patch 64, multistep halving).
     * Binary students start from the full-precision model of their backbone (the export of its
       default run) and warm up for 2000 steps, with latent weights at half the peak lr: a CPU probe
       from the teacher at lr 2e-4 cosine without warm-up collapsed to 14.7 dB by step 1000.
     * FRBC / FRBT add DBT.
     """
     spec = get_spec(model)
-    if spec.arch == "swinir":
-        values: dict[str, Any] = dict(batch=64, lr_patch=64, steps=500_000, schedule="multistep")
-    else:
-        values = dict(batch=16, lr_patch=48, steps=300_000, schedule="cosine")
+    values: dict[str, Any] = dict(spec.backbone.recipe)
     if spec.binary:
         stem = f"{spec.teacher}_x{scale}"
         values.update(teacher=f"runs/{stem}/{stem}.safetensors", warmup_steps=2000, latent_lr_scale=0.5)

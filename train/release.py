@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from frb import hub
 from frb.bitwise.export import save_packed
-from frb.evaluate import default_data_dirs, evaluate_model, load_weights
+from frb.evaluate import default_data_dirs, evaluate_model
 from frb.ledger import ledger_total, segment_from_summary
 from frb.models import SCALES, create_model, get_spec
 from train.checkpoint import write_json
@@ -34,9 +34,7 @@ def ship(name: str, scale: int, trained: Path, assets: Path, **method_options: o
 
     ``method_options`` build the variant that was trained (``second_order=False``: FRB without SRB).
     """
-    model = create_model(name, scale, **method_options)
-    load_weights(model, trained)
-    model.eval()
+    model = create_model(name, scale, pretrained=trained, **method_options)
     target = assets / f"{name}_x{scale}.safetensors"
     if get_spec(name).binary:
         save_packed(model, target)
@@ -76,7 +74,7 @@ def release(name: str, scale: int, trained: Path, summary: dict, assets: Path, b
             device: torch.device = torch.device("cpu")) -> dict:
     """Ship ``trained``, score the shipped file on ``benchmarks``; returns its manifest entry (not yet written)."""
     shipped = ship(name, scale, trained, assets)
-    model = hub.load_weights_file(shipped, name, scale)
+    model = create_model(name, scale, pretrained=shipped)
     metrics = evaluate_model(model, benchmarks, scale, device)
     return manifest_entry(name, scale, shipped, summary, metrics)
 

@@ -60,7 +60,7 @@ def base_flags(name: str, scale: int, on_gpu: bool, runs: Path) -> list[str]:
         if spec.method == "frb":
             flags += ["--dbt-weight", "0.05"]
     else:
-        flags += ["--lr", "5e-4" if spec.arch == "srresnet" else "4e-4"]
+        flags += ["--lr", str(spec.backbone.suite_lr)]
     return flags
 
 

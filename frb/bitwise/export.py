@@ -8,9 +8,10 @@ A packed file holds, for every binary layer ``L``:
 
 and every other entry of the model's state dict (head, tail, norms, ...) in ``float_dtype``
 (float16 by default: half the bytes, computed in float32 after loading). There are no latent
-weights: :func:`load_packed` rebuilds the binarized model with :class:`FrozenBases` weight
-quantizers that return the stored W_b, so the torch backend computes exactly what the packed
-bits say and the bitwise backend packs the same bits again. Metadata: format, format_version,
+weights: :func:`install_packed` (through ``frb.models.create_model(name, scale, pretrained=path)``)
+gives the binarized model :class:`~frb.bitwise.packing.FrozenBases` weight quantizers that keep
+the stored bits, so the bitwise backend runs them as they are and the torch backend computes
+exactly the W_b they say. Metadata: format, format_version,
 model, arch, scale, method, method_options (JSON), float_dtype and content_sha256 (a hash of
 every tensor, checked on load so a damaged file fails loudly).
 """
@@ -24,12 +25,10 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
-from torch import Tensor, nn
+from torch import nn
 
-from frb.binarize import WeightQuantizer
-from frb.bitwise.packing import num_words, pack_weight_signs, unpack_weight_signs
+from frb.bitwise.packing import FrozenBases, num_words, pack_weight_signs
 from frb.layers import binary_layers
-from frb.models import create_model
 
 FORMAT = "frb-packed"
 FORMAT_VERSION = "1"
@@ -38,30 +37,6 @@ FLOAT_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 class PackedFileError(ValueError):
     """A packed model file that cannot be used (unreadable, damaged, or for another model)."""
-
-
-class FrozenBases(WeightQuantizer):
-    """Stored binary weights: W_b = sum_i scales[i, c] * signs[i] (fixed, no latent weights).
-
-    signs: (bases, *weight_shape) of +/-1; scales: (bases, out). ``forward`` ignores the latent
-    weight and returns W_b; ``bases`` returns the stored pairs.
-    """
-
-    def __init__(self, signs: Tensor, scales: Tensor) -> None:
-        super().__init__()
-        self.num_bases = signs.shape[0]
-        self.register_buffer("signs", signs.to(torch.int8), persistent=False)
-        self.register_buffer("scales", scales.float(), persistent=False)
-
-    def value(self) -> Tensor:
-        shape = (-1,) + (1,) * (self.signs.dim() - 2)
-        return sum(self.scales[i].view(shape) * self.signs[i].float() for i in range(self.num_bases))
-
-    def forward(self, w: Tensor) -> Tensor:
-        return self.value()
-
-    def bases(self, w: Tensor) -> list[tuple[Tensor, Tensor]]:
-        return [(self.signs[i].float(), self.scales[i].clone()) for i in range(self.num_bases)]
 
 
 def _binary_prefixes(model: nn.Module) -> dict[str, nn.Module]:
@@ -150,32 +125,26 @@ def read_packed(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     return tensors, metadata
 
 
-def load_packed(path: str | os.PathLike, name: str | None = None, scale: int | None = None) -> nn.Module:
-    """Rebuild the binarized torch model of a packed file (``name``/``scale``, if given, must match).
+def install_packed(model: nn.Module, tensors: dict[str, np.ndarray], source: str | os.PathLike = "packed file") -> nn.Module:
+    """Put the tensors of a packed file (:func:`read_packed`) into ``model``, built for the file's model.
 
-    Binary layers get :class:`FrozenBases` quantizers and ``weight`` = W_b; the result runs on
-    either backend (``frb.bitwise.make_runner``) and re-packs to the same bits.
+    Binary layers get :class:`FrozenBases` quantizers holding the stored bits (the engine packs
+    nothing again) and ``weight`` = W_b for the torch path; every other tensor must fit exactly.
+    Raises :class:`PackedFileError` naming what does not fit.
     """
-    tensors, meta = read_packed(path)
-    if name is not None and name != meta["model"]:
-        raise PackedFileError(f"{path} holds model {meta['model']!r}, not {name!r}")
-    if scale is not None and str(scale) != meta["scale"]:
-        raise PackedFileError(f"{path} holds scale x{meta['scale']}, not x{scale}")
-    model = create_model(meta["model"], int(meta["scale"]), **json.loads(meta["method_options"]))
+    tensors = dict(tensors)
     prefixes = _binary_prefixes(model)
     with torch.no_grad():
         for prefix, layer in prefixes.items():
             try:
                 bits, scales = tensors.pop(prefix + "weight_bits"), tensors.pop(prefix + "weight_scales")
             except KeyError as err:
-                raise PackedFileError(f"{path}: missing {err.args[0]}") from None
+                raise PackedFileError(f"{source}: missing {err.args[0]}") from None
             weight = layer.weight
-            in_ch = weight.shape[1]
             taps = weight[0, 0].numel()
-            if bits.shape[1:] != (taps, num_words(in_ch), weight.shape[0]) or scales.shape != (bits.shape[0], weight.shape[0]):
-                raise PackedFileError(f"{path}: {prefix}weight_bits {bits.shape} does not fit {tuple(weight.shape)}")
-            signs = np.stack([unpack_weight_signs(b, in_ch, tuple(weight.shape)) for b in bits])
-            layer.weight_quantizer = FrozenBases(torch.from_numpy(signs), torch.from_numpy(scales))
+            if bits.shape[1:] != (taps, num_words(weight.shape[1]), weight.shape[0]) or scales.shape != (bits.shape[0], weight.shape[0]):
+                raise PackedFileError(f"{source}: {prefix}weight_bits {bits.shape} does not fit {tuple(weight.shape)}")
+            layer.weight_quantizer = FrozenBases(bits, scales, tuple(weight.shape))
             weight.copy_(layer.weight_quantizer.value())
     state = {
         key: torch.from_numpy(value.astype(np.float32) if value.dtype == np.float16 else value)
@@ -185,7 +154,6 @@ def load_packed(path: str | os.PathLike, name: str | None = None, scale: int | N
     missing = [k for k in result.missing_keys if not _is_latent(k, prefixes)]
     if missing or result.unexpected_keys:
         raise PackedFileError(
-            f"{path} does not fit {meta['model']} x{meta['scale']}: "
-            f"missing {missing[:8]}, unexpected {result.unexpected_keys[:8]}"
+            f"{source} does not fit {type(model).__name__}: missing {missing[:8]}, unexpected {result.unexpected_keys[:8]}"
         )
     return model.eval()

@@ -22,20 +22,10 @@ from frb.layers import BinaryConv2d, BinaryLinear
 
 WORD_BITS = 64
 
-#: input quantizer type -> how the engine computes its bits
-INPUT_MODES: dict[type, str] = {
-    B.SignInput: "sign",
-    B.EDESign: "sign",
-    B.RSign: "threshold",
-    B.MeanCenteredSign: "mean_centered",
-}
-#: output transform type -> how the epilogue applies it
-OUTPUT_MODES: dict[type, str] = {
-    B.PlainOutput: "plain",
-    B.ShortcutOutput: "shortcut",
-    B.PReLUShortcutOutput: "prelu",
-    B.RPReLUShortcutOutput: "prelu",
-}
+#: The most weight bases the kernels sum per output (FRB's SRB has two).
+MAX_BASES = 2
+INPUT_MODES = ("sign", "threshold", "mean_centered")
+OUTPUT_MODES = ("plain", "shortcut", "prelu")
 
 
 def num_words(channels: int) -> int:
@@ -75,6 +65,46 @@ def unpack_weight_signs(bits: np.ndarray, in_channels: int, shape: tuple[int, ..
     k = int(round(bits.shape[0] ** 0.5))
     signs = np.where(neg, np.float32(-1), np.float32(1)).reshape(k, k, out_ch, in_channels)
     return np.ascontiguousarray(signs.transpose(2, 3, 0, 1)).reshape(shape)
+
+
+class FrozenBases(B.WeightQuantizer):
+    """Stored binary weights (a packed file): W_b = sum_i scales[i, c] * B_i, fixed, no latent weights.
+
+    bits (bases, k*k, words, out) uint64 and scales (bases, out) as in a :class:`PackedLayer`;
+    ``shape`` is the weight's shape. ``forward`` ignores the latent weight and returns W_b;
+    ``bases`` unpacks the signs for the torch path, and the engine takes ``bits`` as they are.
+    """
+
+    def __init__(self, bits: np.ndarray, scales: np.ndarray, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.bits = np.ascontiguousarray(bits, dtype=np.uint64)
+        self.stored_scales = np.ascontiguousarray(scales, dtype=np.float32)
+        self.num_bases = self.bits.shape[0]
+        signs = np.stack([unpack_weight_signs(b, shape[1], shape) for b in self.bits])
+        self.register_buffer("signs", torch.from_numpy(signs).to(torch.int8), persistent=False)
+        self.register_buffer("scales", torch.from_numpy(self.stored_scales.copy()), persistent=False)
+
+    def value(self) -> Tensor:
+        shape = (-1,) + (1,) * (self.signs.dim() - 2)
+        return sum(self.scales[i].view(shape) * self.signs[i].float() for i in range(self.num_bases))
+
+    def forward(self, w: Tensor) -> Tensor:
+        return self.value()
+
+    def bases(self, w: Tensor) -> list[tuple[Tensor, Tensor]]:
+        return [(self.signs[i].float(), self.scales[i].clone()) for i in range(self.num_bases)]
+
+
+def _engine_spec(part: nn.Module, role: str, modes: tuple[str, ...]) -> B.EngineInput | B.EngineOutput:
+    """What ``part`` declares the engine must compute (``engine_spec()``); refused when it declares nothing
+    or a mode the kernels do not have."""
+    declare = getattr(part, "engine_spec", None)
+    if declare is None:
+        raise TypeError(f"the bitwise engine cannot run the {role} {type(part).__name__}: it declares no engine_spec()")
+    spec = declare()
+    if spec.mode not in modes:
+        raise TypeError(f"the bitwise engine has no {role} mode {spec.mode!r} ({type(part).__name__}); it has {modes}")
+    return spec
 
 
 def _f32(t: Tensor) -> np.ndarray:
@@ -128,24 +158,29 @@ class PackedLayer:
             kind, in_ch, out_ch, ksize, padding = "linear", layer.in_features, layer.out_features, 1, 0
         else:
             raise TypeError(f"expected a BinaryConv2d or BinaryLinear, got {type(layer).__name__}")
-        quantizer, output = layer.input_quantizer, layer.output
-        if type(quantizer) not in INPUT_MODES:
-            raise TypeError(f"the bitwise engine has no input quantizer {type(quantizer).__name__}")
-        if type(output) not in OUTPUT_MODES:
-            raise TypeError(f"the bitwise engine has no output transform {type(output).__name__}")
+        accepted = _engine_spec(layer.input_quantizer, "input quantizer", INPUT_MODES)
+        applied = _engine_spec(layer.output, "output transform", OUTPUT_MODES)
+        quantizer = layer.weight_quantizer
+        if not 1 <= quantizer.num_bases <= MAX_BASES:
+            raise TypeError(f"the bitwise engine sums 1 to {MAX_BASES} weight bases; "
+                            f"{type(quantizer).__name__} has {quantizer.num_bases}")
         with torch.no_grad():
-            bases = layer.weight_quantizer.bases(layer.weight)
-            bits = np.stack([pack_weight_signs(sign) for sign, _ in bases])
-            scales = np.stack([_f32(scale.reshape(-1)) for _, scale in bases])
+            if isinstance(quantizer, FrozenBases):  # a packed file's bits, as stored
+                bits, scales = quantizer.bits, quantizer.stored_scales
+            else:
+                bases = quantizer.bases(layer.weight)
+                bits = np.stack([pack_weight_signs(sign) for sign, _ in bases])
+                scales = np.stack([_f32(scale.reshape(-1)) for _, scale in bases])
+            if bits.shape[0] != quantizer.num_bases:
+                raise TypeError(f"{type(quantizer).__name__} declares {quantizer.num_bases} bases but gave {bits.shape[0]}")
             bias = _f32(layer.bias) if layer.bias is not None else np.zeros(out_ch, np.float32)
-            threshold = np.zeros(in_ch, np.float32)
-            if isinstance(quantizer, B.RSign):
-                threshold = _f32(quantizer.threshold)
-            prelu = np.stack([np.zeros(out_ch, np.float32), np.ones(out_ch, np.float32), np.zeros(out_ch, np.float32)])
-            if isinstance(output, B.PReLUShortcutOutput):
-                prelu[1] = _f32(output.slope)
-            if isinstance(output, B.RPReLUShortcutOutput):
-                prelu[0], prelu[2] = _f32(output.shift_in), _f32(output.shift_out)
+            threshold = _f32(accepted.threshold) if accepted.threshold is not None else np.zeros(in_ch, np.float32)
+            ones, zeros = np.ones(out_ch, np.float32), np.zeros(out_ch, np.float32)
+            prelu = np.stack([
+                zeros if applied.shift_in is None else _f32(applied.shift_in),
+                ones if applied.slope is None else _f32(applied.slope),
+                zeros if applied.shift_out is None else _f32(applied.shift_out),
+            ])
         return cls(
             kind=kind,
             in_channels=in_ch,
@@ -155,9 +190,9 @@ class PackedLayer:
             bits=bits,
             scales=scales,
             bias=bias,
-            input_mode=INPUT_MODES[type(quantizer)],
+            input_mode=accepted.mode,
             threshold=threshold,
-            eps=float(getattr(quantizer, "eps", 0.0)),
-            output_mode=OUTPUT_MODES[type(output)],
+            eps=float(accepted.eps),
+            output_mode=applied.mode,
             prelu=prelu,
         )

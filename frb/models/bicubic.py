@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from frb.imaging import imresize_torch
+from frb.models.backbone import BackboneSpec, register_backbone
 
 
 class Bicubic(nn.Module):
@@ -27,3 +28,9 @@ class Bicubic(nn.Module):
 
     def feature_blocks(self) -> list[nn.Module]:
         return []
+
+    def forward_distilled(self, x: Tensor) -> Tensor:
+        return self(x)
+
+
+register_backbone(BackboneSpec(name="bicubic", build=lambda scale, depth=0: Bicubic(scale), teacher=None))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from frb.models.backbone import BackboneSpec, register_backbone
+
 
 class ResidualBlockNoBN(nn.Module):
     """x + conv2(act(conv1(x))), act = ReLU.
@@ -101,3 +103,13 @@ class SRResNet(nn.Module):
     def feature_blocks(self) -> list[nn.Module]:
         """The residual blocks, whose outputs distillation (DBT) aligns."""
         return list(self.body)
+
+
+def _build(scale: int, depth: int = 0) -> SRResNet:
+    return SRResNet(scale, num_block=depth) if depth > 0 else SRResNet(scale)
+
+
+register_backbone(BackboneSpec(
+    name="srresnet", build=_build, teacher="srresnet", tiny_depth=2, suite_lr=5e-4,
+    recipe=dict(batch=16, lr_patch=48, steps=300_000, schedule="cosine"),
+))

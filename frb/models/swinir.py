@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from frb.models.backbone import BackboneSpec, register_backbone
+
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
 _MASK_VALUE = -100.0
 
@@ -360,3 +362,14 @@ class SwinIR(nn.Module):
                 f"{unexpected}, shape mismatches {mis_shaped}"
             )
         self.load_state_dict(state, strict=True)
+
+
+def _build(scale: int, depth: int = 0) -> SwinIR:
+    """SwinIR_S; ``depth`` > 0 keeps that many RSTBs (of 6 blocks each)."""
+    return SwinIR(scale, depths=(6,) * depth, num_heads=(6,) * depth) if depth > 0 else SwinIR(scale)
+
+
+register_backbone(BackboneSpec(
+    name="swinir", build=_build, teacher="swinir_s", tiny_depth=1, suite_lr=4e-4,
+    recipe=dict(batch=64, lr_patch=64, steps=500_000, schedule="multistep"),
+))

@@ -12,11 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from frb.cli_common import (
-    ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, print_notice, usage_error, weights_error,
-)
 from frb import kernel_view as kernels
-from frb.hub import WeightsError
+from frb.cli.common import ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, print_notice
 from frb.kernel_view import TABLE_HEADERS, KernelView
 from frb.models import MODELS, SCALES
 
@@ -65,19 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
-    try:
-        if args.layer is not None:
-            valid = kernels.layer_names(args.model, args.scale)
-            if args.layer not in valid:
-                raise UsageError(f"{args.model} has no binary layer {args.layer!r}; valid layers: {', '.join(valid)}")
-        out_dir = ensure_output_dir(Path(args.output))
-    except UsageError as exc:
-        return usage_error("kernels", exc)
-    try:
-        view = kernels.kernel_view(args.model, args.layer, args.scale, allow_random=args.allow_random)
-    except WeightsError as exc:
-        return weights_error("kernels", exc)
+    if args.layer is not None:
+        valid = kernels.layer_names(args.model, args.scale)
+        if args.layer not in valid:
+            raise UsageError(f"{args.model} has no binary layer {args.layer!r}; valid layers: {', '.join(valid)}")
+    out_dir = ensure_output_dir(Path(args.output))
+    view = kernels.kernel_view(args.model, args.layer, args.scale, allow_random=args.allow_random)
     print_notice(view.notice)
     for path in write_outputs(view, args.scale, out_dir):
         print(f"written: {path}")

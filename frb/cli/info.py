@@ -4,34 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from frb.binarize import METHODS
-from frb.cost import BBCU_INPUT_HW, count_cost
-from frb.models import MODELS, SCALES, create_model
-
-
-def model_costs(scales: tuple[int, ...] = SCALES) -> list[dict]:
-    """One row per model and scale: real parameter count and the BBCU-convention cost."""
-    rows = []
-    for name, spec in MODELS.items():
-        for scale in scales:
-            with torch.device("meta"):
-                model = create_model(name, scale)
-            cost = count_cost(model)
-            rows.append(
-                {
-                    "name": name,
-                    "scale": scale,
-                    "arch": spec.arch,
-                    "method": spec.method,
-                    "group": spec.group,
-                    "params": cost.params,
-                    "params_K": round(cost.params_K, 2),
-                    "ops_G": round(cost.ops_G, 2),
-                }
-            )
-    return rows
+from frb.cost import BBCU_INPUT_HW, model_costs
+from frb.models import SCALES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,7 +1,8 @@
-"""Helpers shared by the sub-commands that write files (``upscale``, ``kernels``, ``figure``).
+"""Helpers shared by the sub-commands.
 
 Usage errors (a missing input, an output folder that cannot be written, a bad choice) raise
-:class:`UsageError`; :func:`usage_error` prints it argparse-style and gives exit code 2.
+:class:`UsageError`; ``frb.cli.main`` reports it with :func:`usage_error` (argparse-style, exit
+code 2), and a model without usable weights with :func:`weights_error` (exit code 1).
 """
 from __future__ import annotations
 

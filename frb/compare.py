@@ -1,4 +1,4 @@
-"""Run the chosen methods on one image; zoomed crops of one region; the metrics table.
+"""Methods side by side on one image (the app's Compare tab): runs, zoomed crops, the metrics table.
 
 Two modes: in HR mode the input is a high-resolution image, the low-resolution input is made
 with MATLAB bicubic downscaling (``frb.imaging.make_lr``) and every output is scored against the
@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.backend import select_forward
-from app.catalog import cost
-from frb.weights import load_model
+from frb.bitwise.runner import select_runner
+from frb.cost import model_cost
 from frb.imaging import ImageError, ImageTooLargeError, enlarge, imresize, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
 from frb.models import MODELS, SCALES, get_spec
 from frb.tiling import tiled_forward, tiling_context
+from frb.weights import shared_model
 
 MODE_HR = "HR: downscale, restore and score"
 MODE_LR = "LR: upscale only"
@@ -122,16 +122,16 @@ def prepare_input(
 def run_method(name: str, lr: np.ndarray, scale: int, backend: str) -> tuple[MethodResult, list[str]]:
     """Run one public model on the uint8 LR image; returns the result and its notices."""
     spec = get_spec(name)
-    model, weights_notice = load_model(name, scale)
+    model, weights_notice = shared_model(name, scale)
     if model is None:
         raise ValueError(weights_notice)
-    forward, used, backend_notice = select_forward(model, spec, backend)
+    forward, used, backend_notice = select_runner(model, backend)
     x = to_tensor(lr)
     with torch.inference_mode():
         start = time.perf_counter()
         y = tiled_forward(forward, x, scale, TILE, tiling_context(model).pad)
         runtime = time.perf_counter() - start
-    result = MethodResult(name, spec.title, to_uint8(y), runtime, used, params_K=cost(name, scale).params_K)
+    result = MethodResult(name, spec.title, to_uint8(y), runtime, used, params_K=model_cost(name, scale).params_K)
     return result, [n for n in (weights_notice, backend_notice) if n]
 
 
@@ -169,7 +169,7 @@ def compare(
                        "the models and scores use the colour planes")
     unavailable = {}
     for name in methods:
-        model, why = load_model(name, scale)
+        model, why = shared_model(name, scale)
         if model is None:
             unavailable[name] = why
     if len(unavailable) == len(methods):
@@ -295,11 +295,11 @@ def warm_up(scale: int = 4, backend: str = "bitwise") -> list[str]:
     notices: list[str] = []
     x = torch.rand(1, 3, 16, 16)
     for name, spec in MODELS.items():
-        model, weights_notice = load_model(name, scale)
+        model, weights_notice = shared_model(name, scale)
         if model is None:
             notices.append(weights_notice)
             continue
-        forward, _, backend_notice = select_forward(model, spec, backend)
+        forward, _, backend_notice = select_runner(model, backend)
         with torch.inference_mode():
             forward(x)
         notices += [weights_notice, backend_notice]
