@@ -46,6 +46,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ISA_TARGETS = {
     "avx2": ("haswell", "+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse4.1,+sse4.2,+ssse3"),
 }
+#: The environment that holds torch (oneDNN and ATen kernels) to the same ISA, so that a benchmark for
+#: an FRB_ISA target compares like with like (torch reads it when it is first imported).
+TORCH_ISA_ENV = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+}
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from frb.bench import TARGETS, benchmark
+from frb.bench import benchmark
 from frb.bitwise import SETTINGS
-from frb.bitwise.config import ISA_TARGETS
+from frb.bitwise.config import ISA_TARGETS, TORCH_ISA_ENV
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--isa", choices=("host", *ISA_TARGETS), default=None,
                    help="compile the kernels for this target (avx2: an AVX2-only CPU, on any x86 host); "
                         "default: $FRB_ISA or the host")
+    p.add_argument("--app", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the app's comparison of all models on a 256x256 LR input (default: on)")
     p.set_defaults(func=run)
 
 
@@ -27,15 +29,25 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.size < 1:
         raise SystemExit("--repeats and --size must be positive")
     if args.isa is not None and args.isa != SETTINGS.isa:
-        # The target is fixed when the engine is imported: measure in a fresh process compiled for it.
+        # The target is fixed when the engine and torch are imported: measure in a fresh process, with
+        # the kernels compiled for it and torch held to the same ISA.
         argv = ["bench", "--repeats", str(args.repeats), "--size", str(args.size)] + (["--json"] if args.json else [])
-        return subprocess.run([sys.executable, "-m", "frb", *argv], env={**os.environ, "FRB_ISA": args.isa}).returncode
-    result = benchmark(args.repeats, args.size)
+        argv += [] if args.app else ["--no-app"]
+        env = {**os.environ, "FRB_ISA": args.isa, **TORCH_ISA_ENV.get(args.isa, {})}
+        return subprocess.run([sys.executable, "-m", "frb", *argv], env=env).returncode
+    result = benchmark(args.repeats, args.size, app=args.app)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    for key in (*TARGETS, "frb_body_speedup", "fakequant_x4_speedup"):
-        print(f"{key:<26} {result[key]:>7.2f}x")
+    for key in (*result["targets"], "frb_body_speedup", "fakequant_x4_speedup"):
+        if key in result:
+            print(f"{key:<32} {result[key]:>7.2f}x")
+    for scale in (2, 4):
+        peers = ", ".join(f"{k} {v} ms" for k, v in result[f"peers_x{scale}"].items())
+        print(f"x{scale} peers: {peers}; bitwise FRBC {result['ms_median'][f'frbc_x{scale}']} ms, "
+              f"{result[f'model_x{scale}_speedup_vs_fastest']:.2f}x the fastest ({result[f'fastest_peer_x{scale}']})")
+    if result.get("app_all_models_s") is not None:
+        print(f"{'app_all_models_s':<32} {result['app_all_models_s']:>7.2f} s")
     print(f"{'packed / fp32 bytes':<26} {result['packed_ratio']:>7.3f}  "
           f"({result['packed_frbc_bytes']:,} / {result['fp32_srresnet_bytes']:,})")
     print(f"exact: {result['exact']}; kernels compiled for: {result['cpu_flags']['isa']}, popcount {result['cpu_flags']['popcount']}")

@@ -1,0 +1,36 @@
+"""frb.bench's peers and targets (values and names; timings are reported, never asserted)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from frb import bench
+from frb.models import create_model
+
+
+def test_the_onnxruntime_peer_computes_the_same_model():
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = create_model("srresnet", 2, depth=1).eval()
+    x = torch.rand(1, 3, 20, 24)
+    run = bench.onnxruntime_runner(model, x)
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    assert run(x.numpy()).shape == expected.shape
+    assert np.abs(run(x.numpy()) - expected).max() < 1e-4
+
+
+def test_peer_times_name_every_peer_of_the_full_precision_model():
+    times = bench.peer_times(2, torch.rand(1, 3, 16, 16), repeats=1)
+    assert set(times) == {"torch_fp32", "torch_bf16_autocast", "onnxruntime"}
+    assert all(v is None or v > 0 for v in times.values()) and times["torch_fp32"] > 0
+
+
+def test_targets_follow_the_isa_the_kernels_were_compiled_for(monkeypatch):
+    for vpopcntdq, isa in ((True, "avx512_vpopcntdq"), (False, "avx2")):
+        monkeypatch.setattr(bench, "SETTINGS", dataclasses.replace(bench.SETTINGS, vpopcntdq=vpopcntdq))
+        assert bench.target_isa() == isa
+    assert bench.TARGETS["avx2"]["layer_speedup"] < bench.TARGETS["avx512_vpopcntdq"]["layer_speedup"]
