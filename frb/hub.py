@@ -7,7 +7,8 @@ Resolution order for a model name and scale (``resolve``):
 3. ``hf_hub_download`` from the Hub repository, unless ``HF_HUB_OFFLINE`` is set.
 
 The repository id comes from the ``repo_id`` argument, else ``$FRB_HUB_REPO_ID``, else
-``DEFAULT_REPO_ID``; the revision from ``revision``, ``$FRB_HUB_REVISION`` or
+``DEFAULT_REPO_ID``; the revision from ``revision``, ``$FRB_HUB_REVISION``, the commit the
+manifest is pinned to (``hub_pin``, written by ``push``; ignored once a newer file ships), or
 ``DEFAULT_REVISION``. ``assets/weights/manifest.json`` lists every shipped file with its
 sha256; a file whose checksum differs is refused and the next source tried. Nothing is ever
 unpickled: full-precision models are safetensors state dicts, binary models the packed format of
@@ -27,6 +28,8 @@ REPO_ID_ENV = "FRB_HUB_REPO_ID"
 REVISION_ENV = "FRB_HUB_REVISION"
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "weights"
 MANIFEST_NAME = "manifest.json"
+#: The manifest key that pins the Hub commit the weights were published at (written by ``push``).
+PIN_KEY = "hub_pin"
 
 
 class WeightsError(ValueError):
@@ -69,8 +72,10 @@ def repo_id(explicit: str | None = None) -> str:
     return explicit or os.environ.get(REPO_ID_ENV) or DEFAULT_REPO_ID
 
 
-def revision(explicit: str | None = None) -> str:
-    return explicit or os.environ.get(REVISION_ENV) or DEFAULT_REVISION
+def revision(explicit: str | None = None, repo: str | None = None, assets: Path | None = None) -> str:
+    """The Hub revision to download from: ``explicit``, else ``$FRB_HUB_REVISION``, else the commit the
+    manifest is pinned to (:func:`pinned_revision`, when it pins ``repo``), else ``DEFAULT_REVISION``."""
+    return explicit or os.environ.get(REVISION_ENV) or pinned_revision(repo_id(repo), assets) or DEFAULT_REVISION
 
 
 def _assets(assets: Path | None) -> Path:
@@ -95,6 +100,29 @@ def manifest_entry(name: str, scale: int, assets: Path | None = None) -> dict | 
         if entry["name"] == name and int(entry["scale"]) == scale:
             return entry
     return None
+
+
+def files_digest(entries: list[dict]) -> str:
+    """A sha256 over the manifest's (file, sha256) pairs: what a Hub commit must hold to serve them."""
+    return hashlib.sha256("\n".join(sorted(f"{e['file']} {e['sha256']}" for e in entries)).encode()).hexdigest()
+
+
+def read_pin(assets: Path | None = None) -> dict | None:
+    """The manifest's ``hub_pin``: ``{"repo_id", "revision", "files_sha256"}`` written by :func:`push`."""
+    path = _assets(assets) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    pin = json.loads(path.read_text(encoding="utf-8")).get(PIN_KEY)
+    return pin if isinstance(pin, dict) and {"repo_id", "revision", "files_sha256"} <= pin.keys() else None
+
+
+def pinned_revision(repo: str, assets: Path | None = None) -> str | None:
+    """The Hub commit the manifest was published at, if it is for ``repo`` and still current: a weights
+    file shipped after the push (its sha256 changed the manifest) makes the pin stale, and then None."""
+    pin = read_pin(assets)
+    if pin is None or pin["repo_id"] != repo or pin["files_sha256"] != files_digest(read_manifest(assets)):
+        return None
+    return pin["revision"]
 
 
 def shipped_scales(name: str | None = None, assets: Path | None = None) -> tuple[int, ...]:
@@ -136,7 +164,7 @@ def resolve(
     entry = manifest_entry(name, scale, assets)
     if entry is None:
         return Resolved(name, scale, "none", None, {}, (f"no trained weights bundled for {name} x{scale}",))
-    repo, rev = repo_id(repo), revision(rev)
+    repo, rev = repo_id(repo), revision(rev, repo, assets)
     notices: list[str] = []
 
     def verified(path: Path, where: str) -> bool:
@@ -215,7 +243,8 @@ def model_card(entries: list[dict]) -> str:
 
 
 def push(repo: str | None = None, assets: Path | None = None, token: str | None = None) -> str:
-    """Publish ``assets`` (weights, manifest, model card) to a Hub model repo; returns the commit id."""
+    """Publish ``assets`` (weights, manifest, model card) to a Hub model repo; returns the commit id and
+    pins it in the local manifest (``hub_pin``), so that this checkout downloads exactly that commit."""
     from huggingface_hub import HfApi
 
     assets = _assets(assets)
@@ -231,4 +260,10 @@ def push(repo: str | None = None, assets: Path | None = None, token: str | None 
     target = repo_id(repo)
     api.create_repo(target, repo_type="model", exist_ok=True)
     info = api.upload_folder(repo_id=target, folder_path=str(assets), commit_message="Upload frb-sr weights")
+    path = Path(assets) / MANIFEST_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[PIN_KEY] = {"repo_id": target, "revision": info.oid, "files_sha256": files_digest(entries)}
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return info.oid

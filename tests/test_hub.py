@@ -156,6 +156,17 @@ def test_push_uploads_the_verified_folder_with_a_model_card(tmp_path, monkeypatc
     assert calls["repo"] == ("me/weights", "model", True) and calls["upload"] == ("me/weights", str(assets))
     card = (assets / "README.md").read_text()
     assert "| srresnet | x2 | srresnet_x2.safetensors |" in card
+    monkeypatch.delenv(hub.REVISION_ENV, raising=False)
+    assert hub.read_pin(assets)["revision"] == COMMIT and hub.read_pin(assets)["repo_id"] == "me/weights"
+    assert hub.revision(repo="me/weights", assets=assets) == COMMIT  # this checkout downloads the pushed commit
+    assert hub.revision(repo="someone/else", assets=assets) == hub.DEFAULT_REVISION
+    from train.release import write_manifest
+
+    entry = json.loads((assets / hub.MANIFEST_NAME).read_text())["models"][0]
+    write_manifest(assets, [{**entry, "sha256": "1" * 64}])  # a newer file ships: the pushed commit lacks it
+    assert hub.read_pin(assets) is not None and hub.pinned_revision("me/weights", assets) is None
+    assert hub.revision(repo="me/weights", assets=assets) == hub.DEFAULT_REVISION
+    write_manifest(assets, [entry])
     (assets / "srresnet_x2.safetensors").write_bytes(b"changed")
     with pytest.raises(hub.WeightsError, match="does not match its manifest sha256"):
         hub.push("me/weights", assets=assets)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def test_bundled_weights_are_real_safetensors_not_lfs_pointers(entry):
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + header_len])
     assert "__metadata__" in header and len(data) == entry["bytes"]
+
+
+def test_the_pinned_hub_revision_agrees_with_the_front_matter_and_the_manifest():
+    pin = hub.read_pin()
+    if pin is None:
+        pytest.skip("the manifest pins no Hub commit: nothing has been pushed yet (`frb hub push` writes the pin)")
+    assert pin["repo_id"] in front_matter()["models"]
+    assert re.fullmatch("[0-9a-f]{40}", pin["revision"])
+    assert hub.pinned_revision(pin["repo_id"]) == pin["revision"], "a weights file shipped after the push: push again"

@@ -82,11 +82,11 @@ def release(name: str, scale: int, trained: Path, summary: dict, assets: Path, b
 def write_manifest(assets: Path, entries: list[dict]) -> None:
     """Add or replace ``entries`` in the manifest, written atomically (a kill never leaves half a file)."""
     path = assets / hub.MANIFEST_NAME
-    old = json.loads(path.read_text()).get("models", []) if path.is_file() else []
+    data = json.loads(path.read_text()) if path.is_file() else {}
     keys = {(e["name"], e["scale"]) for e in entries}
-    merged = [e for e in old if (e["name"], e["scale"]) not in keys] + entries
+    merged = [e for e in data.get("models", []) if (e["name"], e["scale"]) not in keys] + entries
     merged.sort(key=lambda e: (e["scale"], e["name"]))
-    write_json(path, {"models": merged})
+    write_json(path, {**data, "models": merged})  # a Hub pin stays, and goes stale if a file changed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
     where.add_argument("--model", required=True)
     where.add_argument("--scale", type=int, default=4)
     where.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
-    where.add_argument("--revision", default=None, help=f"default: ${REVISION_ENV} or {DEFAULT_REVISION}")
+    where.add_argument("--revision", default=None,
+                       help=f"default: ${REVISION_ENV}, the manifest's pinned commit, or {DEFAULT_REVISION}")
     where.set_defaults(func=_run_resolve)
     pub = sub.add_parser("push", help="upload assets/weights with a model card")
     pub.add_argument("--repo-id", default=None, help=f"default: ${REPO_ID_ENV} or {DEFAULT_REPO_ID}")
@@ -30,5 +31,6 @@ def _run_resolve(args) -> int:
 
 def _run_push(args) -> int:
     commit = push(args.repo_id, token=args.token)
-    print(f"published {repo_id(args.repo_id)} at commit {commit}; pin it with {REVISION_ENV}={commit}")
+    print(f"published {repo_id(args.repo_id)} at commit {commit}; assets/weights/manifest.json now pins it "
+          "(hub_pin): commit the manifest so that every checkout downloads exactly these files")
     return 0
