@@ -31,7 +31,7 @@ from frb import hub
 from frb.bitwise.runner import make_runner
 from frb.imaging import ImageError, load_image, make_lr, to_tensor, to_uint8
 from frb.metrics import psnr_y, ssim_y
-from frb.models import create_model, get_spec
+from frb.models import get_spec
 from frb.tiling import tiled_forward, tiling_context
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -133,17 +133,6 @@ def locate_weights(name: str, scale: int, resolvers: Sequence[WeightsResolver]) 
 def bundled_weights(name: str, scale: int) -> Path | None:
     """The resolver of the shipped weights: bundled assets, then the Hugging Face cache (``frb.hub``)."""
     return hub.resolve(name, scale).path
-
-
-def trained_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
-    """``create_model(name, scale, pretrained=weights)``; bicubic needs no file, any other model one."""
-    if not get_spec(name).needs_weights:
-        return create_model(name, scale, pretrained=True)
-    if weights is None:
-        why = "; ".join(hub.resolve(name, scale).notices) or "no weights found"
-        raise ValueError(f"model {name!r} x{scale} has no usable weights ({why}); restore assets/weights "
-                         "(git checkout assets/weights), pass --weights FILE, or add --online to fetch from the Hub")
-    return create_model(name, scale, pretrained=weights)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,14 +12,26 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from frb import hub
 from frb.bitwise.runner import BACKENDS
 from frb.evaluate import (
     BENCHMARK_ROOT, bundled_weights, comparison_rows, default_data_dirs, evaluate_model, locate_weights,
-    markdown_table, trained_model, weights_in,
+    markdown_table, weights_in,
 )
-from frb.models import MODELS, SCALES, get_spec
+from frb.models import MODELS, SCALES, create_model, get_spec
+
+
+def _trained_model(name: str, scale: int, weights: str | Path | None) -> nn.Module:
+    """``create_model(name, scale, pretrained=weights)``; bicubic needs no file, any other model one."""
+    if not get_spec(name).needs_weights:
+        return create_model(name, scale, pretrained=True)
+    if weights is None:
+        why = "; ".join(hub.resolve(name, scale).notices) or "no weights found"
+        raise ValueError(f"model {name!r} x{scale} has no usable weights ({why}); restore assets/weights "
+                         "(git checkout assets/weights), pass --weights FILE, or add --online to fetch from the Hub")
+    return create_model(name, scale, pretrained=weights)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for name in names:
         try:
-            model = trained_model(name, args.scale, weights[name])
+            model = _trained_model(name, args.scale, weights[name])
             results[name] = evaluate_model(model, folders, args.scale, device, args.tile, backend)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"error: {exc}") from exc
