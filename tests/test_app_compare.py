@@ -18,6 +18,8 @@ from frb.models import create_model
 gr = pytest.importorskip("gradio")
 from app import ui  # noqa: E402
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 
 def synthetic(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
     """Smooth gradients plus a little noise: a well-behaved small test image."""

@@ -17,6 +17,8 @@ from PIL import Image
 
 from frb.__main__ import main
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 W, H = 40, 48  # every readable image below: 40 wide, 48 high
 
 

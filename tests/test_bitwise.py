@@ -22,6 +22,8 @@ from frb.layers import BinaryConv2d, BinaryLinear, binary_layers
 from frb.binarize import METHODS
 from frb.models import MODELS, create_model
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 BINARIZED = [name for name, spec in MODELS.items() if spec.binary]
 # Float rounding differs (torch sums W_b = sum a_i B_i tap by tap; the engine scales exact integer
 # dots), so a value within ~1e-7 of a sign threshold may flip: allowed, within these bounds.

@@ -16,6 +16,8 @@ from frb.layers import binary_layers
 from frb.bench import random_model
 from frb.models import create_model
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 
 def _model(name: str, scale: int = 2) -> torch.nn.Module:
     return random_model(name, scale, seed=0)

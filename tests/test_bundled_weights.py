@@ -9,6 +9,8 @@ from frb.evaluate import evaluate_model
 from frb.models import MODELS, create_model
 from frb.models.pretrained import weights_metadata
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 ENTRIES = hub.read_manifest()
 TRAINABLE = [name for name, spec in MODELS.items() if spec.arch != "bicubic"]
 

@@ -18,6 +18,8 @@ from frb.imaging import load_image, make_lr
 from frb.metrics import psnr_y, ssim_y
 from frb.models import create_model
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 CROPS = {"baby": (200, 180, 96, 80), "bird": (90, 100, 64, 64)}  # x, y, w, h
 
 

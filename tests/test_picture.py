@@ -14,6 +14,8 @@ from frb.__main__ import main
 from frb.imaging import imresize_torch
 from frb.picture import ORIENTATION, load_picture
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 H, W = 24, 32
 RNG = np.random.default_rng(3)
 

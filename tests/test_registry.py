@@ -23,6 +23,8 @@ from frb.models import BACKBONES, MODELS, Backbone, BackboneSpec, ModelSpec, cre
 from frb.tiling import tiling_context
 from train.presets import TrainConfig, preset
 
+pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
+
 BINARIZABLE = [name for name, b in BACKBONES.items() if b.has_weights]
 PAIRS = [(method, backbone) for method in METHODS for backbone in BINARIZABLE]
 # Float rounding may flip a sign that sits within ~1e-7 of its threshold (e.g. BTM's statistics are
