@@ -33,12 +33,7 @@ PIN_KEY = "hub_pin"
 
 
 class WeightsError(ValueError):
-    """No usable weights for a model: the message says what was tried and what to do; ``reason``
-    is the part that says what was tried (for callers that suggest their own remedy)."""
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason or message
+    """No usable weights for a model: the message says what was tried and what to do."""
 
 
 #: How each ``Resolved.source`` is shown to people.

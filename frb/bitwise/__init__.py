@@ -4,7 +4,7 @@ Modules (import what you use from them; this package imports only ``config``, wh
 before numba is imported, so that importing the packed file format pulls in no model code):
 
 * :mod:`frb.bitwise.runner`: ``make_runner(model, backend)`` / ``select_runner`` (the one backend
-  switch), ``warmup()``, ``register_fused`` (whole-backbone runners such as SRResNet's).
+  switch), ``warmup()``, ``FUSED_RUNNERS`` (whole-backbone runners such as SRResNet's).
 * :mod:`frb.bitwise.srresnet`: ``BitwiseSRResNet``, a binarized SRResNet with its body fused.
 * :mod:`frb.bitwise.modules`: ``pack_modules(model)``, any binarized model with packed layers (FRBT).
 * :mod:`frb.bitwise.export`: the packed safetensors format (``save_packed``, ``read_packed``,

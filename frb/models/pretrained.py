@@ -42,7 +42,8 @@ def load_weights_file(path: str | os.PathLike, name: str, scale: int, depth: int
     Raises ``WeightsError`` (or ``frb.bitwise.export.PackedFileError``) naming what does not fit.
     """
     path = Path(path)
-    if weights_metadata(path).get("format") == FORMAT:
+    metadata = weights_metadata(path)
+    if metadata.get("format") == FORMAT:
         tensors, meta = read_packed(path)
         if meta["model"] != name or meta["scale"] != str(scale):
             raise PackedFileError(f"{path} holds {meta['model']} x{meta['scale']}, not {name} x{scale}")
@@ -56,7 +57,7 @@ def load_weights_file(path: str | os.PathLike, name: str, scale: int, depth: int
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        shortened = weights_metadata(path).get("num_block", "0")
+        shortened = metadata.get("num_block", "0")
         hint = f" (they are of a shortened model, num_block={shortened})" if shortened not in ("0", str(depth)) else ""
         raise hub.WeightsError(f"{path.name} does not fit {name} x{scale}{hint}: {str(exc).splitlines()[0]}") from None
     return model.eval()
@@ -119,6 +120,5 @@ def load_pretrained(
         return model
     raise hub.WeightsError(
         f"{name} x{scale} is unavailable: {why}. Restore assets/weights from the repository (git checkout "
-        f"assets/weights), or fetch the file with `frb --online hub resolve --model {name} --scale {scale}`",
-        reason=why,
+        f"assets/weights), or fetch the file with `frb --online hub resolve --model {name} --scale {scale}`"
     )
