@@ -81,3 +81,22 @@ def test_the_app_offers_exactly_the_scales_that_have_weights():
     from app import ui
 
     assert ui.offered_scales() == list(hub.shipped_scales()) == [2, 4]
+
+
+def test_local_files_only_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    write_manifest(tmp_path, [{"name": "srresnet", "scale": 2, "file": "srresnet_x2.safetensors", "sha256": "0" * 64}])
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)  # listed, but neither bundled nor cached
+    asked = []
+
+    def hub_file(entry, repo, rev, local_only):
+        asked.append(local_only)
+        raise FileNotFoundError("not in the cache")
+
+    monkeypatch.setattr(hub, "_hub_file", hub_file)
+    with pytest.raises(hub.WeightsError, match="neither bundled nor in the Hugging Face cache"):
+        create_model("srresnet", 2, pretrained=True, local_files_only=True)
+    assert asked == [True]
+    with pytest.raises(hub.WeightsError, match="could not download"):
+        create_model("srresnet", 2, pretrained=True)
+    assert asked == [True, True, False]
