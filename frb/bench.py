@@ -1,16 +1,24 @@
 """The bitwise engine against torch on this machine (``python -m frb bench``).
 
-Every figure is the median of ``--repeats`` timed calls after one untimed call. Each torch
+Every time is the median of ``--repeats`` timed calls after one untimed call. Each torch
 baseline is timed in NCHW and in channels_last and the faster one is used, so speedups are
-against the best torch layout. Models carry random weights (with small random biases, RSign
-thresholds and RPReLU parameters, as a trained model has); speed does not depend on values.
+against the best torch layout. A speed-up is measured in pairs: the baseline and the engine are
+called alternately (the order swapped every pair) and the speed-up is the median of the
+per-pair ratios, so that a machine whose speed drifts between calls (a shared VM) moves both
+sides of each ratio alike; ``ms_median`` keeps the plain medians. Models carry random weights
+(with small random biases, RSign thresholds and RPReLU parameters, as a trained model has); speed
+does not depend on values.
 
 Speedups: ``layer`` (one fused single-base 64->64 3x3 binary conv: scale, bias, RPReLU,
 shortcut, block identity and the next layer's bits) and ``frb_layer`` (the same with FRB's two
 bases) against one fp32 conv2d of that shape; ``body`` (the 32 single-base binary convs of the
 ReActNet body) and ``frb_body`` (FRBC's two-base body) against the float SRResNet body;
 ``model_x2`` / ``model_x4`` (whole bitwise FRBC) against the full-precision SRResNet;
-``fakequant_x4`` against the torch (fake-quantised) FRBC. Sizes are bytes of safetensors files.
+``fakequant_x4`` against the torch (fake-quantised) FRBC. ``model_x2_bound`` / ``model_x4_bound``:
+the speed-up the whole FRBC would have if its binary body took no time (the full-precision
+SRResNet against the FRBC's head and tail alone, which run in torch fp32): at x4 the tail's
+upsampling convolutions at 2x and 4x the LR size cost about as much as the body, so this bound
+caps ``model_x4_speedup`` whatever the kernels do. Sizes are bytes of safetensors files.
 
 Peers of the whole model (``peers_x2`` / ``peers_x4``): what else a user would run the
 full-precision SRResNet with on a CPU: torch fp32, torch bf16 autocast (fast only where the CPU
@@ -79,22 +87,66 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def _torch_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median ms of ``module(x)`` in NCHW and in channels_last (the module is converted)."""
-    module.eval()
-    with torch.inference_mode():
-        nchw = _median_ms(lambda: module(x), repeats)
-        module.to(memory_format=torch.channels_last)
-        xcl = x.contiguous(memory_format=torch.channels_last)
-        cl = _median_ms(lambda: module(xcl), repeats)
-        module.to(memory_format=torch.contiguous_format)
-    return {"nchw": round(nchw, 3), "channels_last": round(cl, 3), "best": round(min(nchw, cl), 3)}
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paired(baseline: Callable[[], object], candidate: Callable[[], object], repeats: int) -> dict[str, float]:
+    """``baseline`` and ``candidate`` called alternately, ``repeats`` pairs after one untimed call each
+    (the order swapped every pair): their median ms and ``speedup``, the median of the per-pair
+    ratios baseline / candidate."""
+    baseline()
+    candidate()
+    base, cand = [], []
+    for i in range(repeats):
+        if i % 2:
+            cand.append(_seconds(candidate))
+            base.append(_seconds(baseline))
+        else:
+            base.append(_seconds(baseline))
+            cand.append(_seconds(candidate))
+    return {
+        "baseline_ms": round(statistics.median(base) * 1e3, 3),
+        "ms": round(statistics.median(cand) * 1e3, 3),
+        "speedup": round(statistics.median(b / c for b, c in zip(base, cand)), 2),
+    }
+
+
+def _torch_call(module: nn.Module, x: torch.Tensor, layout: str) -> Callable[[], torch.Tensor]:
+    """``module(x)`` under inference mode in ``layout`` ("nchw" or "channels_last"; module converted)."""
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    module.eval().to(memory_format=fmt)
+    xl = x.contiguous(memory_format=fmt)
+
+    def call() -> torch.Tensor:
+        with torch.inference_mode():
+            return module(xl)
+
+    return call
+
+
+def _torch_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float | str]:
+    """Median ms of ``module(x)`` in NCHW and in channels_last, and the faster ``layout``. The module is
+    left in the faster layout."""
+    nchw = _median_ms(_torch_call(module, x, "nchw"), repeats)
+    cl = _median_ms(_torch_call(module, x, "channels_last"), repeats)
+    layout = "nchw" if nchw <= cl else "channels_last"
+    _torch_call(module, x, layout)
+    return {"nchw": round(nchw, 3), "channels_last": round(cl, 3), "best": round(min(nchw, cl), 3), "layout": layout}
+
+
+def _best_torch(module: nn.Module, x: torch.Tensor, repeats: int) -> tuple[dict[str, float | str], Callable[[], torch.Tensor]]:
+    """``_torch_ms`` and a call of the module in its faster layout (the baseline of a paired speed-up)."""
+    times = _torch_ms(module, x, repeats)
+    return times, _torch_call(module, x, str(times["layout"]))
 
 
 def _bf16_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median ms of ``module(x)`` under CPU bf16 autocast, in the faster layout."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        return _torch_ms(module, x, repeats)["best"]
+        return float(_torch_ms(module, x, repeats)["best"])
 
 
 def onnxruntime_runner(module: nn.Module, x: torch.Tensor) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -121,14 +173,15 @@ def native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def peer_times(scale: int, lr: torch.Tensor, repeats: int) -> dict[str, float | None]:
-    """How else a user would run the full-precision SRResNet on this CPU: torch fp32 and bf16 autocast
-    (each in its faster layout) and ONNX Runtime. None where a peer is not there: onnxruntime not
-    installed, or no native bf16 (emulated bf16 is tens of times slower than fp32: nobody runs it)."""
+def peer_times(scale: int, lr: torch.Tensor, repeats: int, fp32_ms: float | None = None) -> dict[str, float | None]:
+    """How else a user would run the full-precision SRResNet on this CPU: torch fp32 (``fp32_ms`` where
+    the caller timed it already) and bf16 autocast (each in its faster layout) and ONNX Runtime.
+    None where a peer is not there: onnxruntime not installed, or no native bf16 (emulated bf16 is
+    tens of times slower than fp32: nobody runs it)."""
     model = create_model("srresnet", scale).eval()
     ort, feed = onnxruntime_runner(model, lr), lr.numpy()
     return {
-        "torch_fp32": _torch_ms(model, lr, repeats)["best"],
+        "torch_fp32": fp32_ms if fp32_ms is not None else float(_torch_ms(model, lr, repeats)["best"]),
         "torch_bf16_autocast": round(_bf16_ms(model, lr, repeats), 3) if native_bf16() else None,
         "onnxruntime": round(_median_ms(lambda: ort(feed), repeats), 3) if ort is not None else None,
     }
@@ -191,16 +244,30 @@ def _machine() -> dict[str, object]:
     }
 
 
-def _layer_times(size: int, repeats: int) -> dict[str, float]:
+def _layer_calls(size: int) -> dict[str, Callable[[], object]]:
     """One fused binary body conv (ReActNet unit, then FRB's two bases) on (1, size, size, 64)."""
-    out = {}
+    calls = {}
+    x = np.random.default_rng(0).standard_normal((1, size, size, 64), dtype=np.float32)
     for key, name in (("layer", "reactnet"), ("frb_layer", "frbc")):
         block = random_model(name, 2, 0).body[0]
         l1, l2 = PackedLayer.from_layer(block.conv1), PackedLayer.from_layer(block.conv2)
-        x = np.random.default_rng(0).standard_normal((1, size, size, 64), dtype=np.float32)
         bits = ops.input_bits(l2, x, 1)
-        out[key] = round(_median_ms(lambda: ops.conv(l2, bits, x, skip=x, next_layer=l1), repeats), 3)
-    return out
+        calls[key] = lambda l1=l1, l2=l2, bits=bits: ops.conv(l2, bits, x, skip=x, next_layer=l1)
+    return calls
+
+
+def _float_part_call(runner: BitwiseSRResNet, lr: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The bitwise FRBC's head and tail alone (torch fp32), on the body output of ``lr``."""
+    with torch.inference_mode():
+        head = runner.float_part.forward_head(lr)
+    body = torch.from_numpy(runner.body(np.ascontiguousarray(head.permute(0, 2, 3, 1).numpy()))).permute(0, 3, 1, 2)
+
+    def call() -> torch.Tensor:
+        with torch.inference_mode():
+            runner.float_part.forward_head(lr)
+            return runner.float_part.forward_tail(body, lr)
+
+    return call
 
 
 def _file_bytes(save: Callable[[str], None]) -> int:
@@ -210,30 +277,42 @@ def _file_bytes(save: Callable[[str], None]) -> int:
         return os.path.getsize(path)
 
 
-def benchmark(repeats: int = 5, size: int = 128, app: bool = True) -> dict[str, object]:
+def benchmark(repeats: int = 7, size: int = 128, app: bool = True) -> dict[str, object]:
     """All measurements as one JSON-ready dict (see the module docstring); ``app`` adds ``app_all_models_s``."""
     machine = _machine()
     compile_s = warmup(["reactnet", "frbc"])
-    ms: dict[str, object] = {"torch_conv": _torch_ms(nn.Conv2d(64, 64, 3, 1, 1), torch.randn(1, 64, size, size), repeats)}
-    ms.update(_layer_times(size, repeats))
+    speedups: dict[str, float] = {}
+    ms: dict[str, object] = {}
+    conv_times, conv = _best_torch(nn.Conv2d(64, 64, 3, 1, 1), torch.randn(1, 64, size, size), repeats)
+    ms["torch_conv"] = conv_times
+    for key, call in _layer_calls(size).items():
+        pair = paired(conv, call, repeats)
+        ms[key], speedups[f"{key}_speedup"] = pair["ms"], pair["speedup"]
 
     feat = torch.randn(1, 64, size, size)
-    ms["torch_body"] = _torch_ms(create_model("srresnet", 2).body, feat, repeats)
+    body_times, torch_body = _best_torch(create_model("srresnet", 2).body, feat, repeats)
+    ms["torch_body"] = body_times
     feat_nhwc = np.ascontiguousarray(feat.permute(0, 2, 3, 1).numpy())
-    for name in ("frbc", "reactnet"):
+    for name, key in (("reactnet", "body_speedup"), ("frbc", "frb_body_speedup")):
         body = BitwiseSRResNet(random_model(name, 2, 0))
-        ms[f"body_{name}"] = round(_median_ms(lambda: body.body(feat_nhwc), repeats), 3)
+        pair = paired(torch_body, lambda body=body: body.body(feat_nhwc), repeats)
+        ms[f"body_{name}"], speedups[key] = pair["ms"], pair["speedup"]
 
     lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     exact: dict[str, object] = {}
     layouts = {}
     peers: dict[int, dict[str, float | None]] = {}
     for scale in (2, 4):
-        peers[scale] = peer_times(scale, lr, repeats)
-        ms[f"srresnet_x{scale}"] = peers[scale]["torch_fp32"]
+        teacher_times, teacher_call = _best_torch(create_model("srresnet", scale), lr, repeats)
+        peers[scale] = peer_times(scale, lr, repeats, fp32_ms=float(teacher_times["best"]))
         model = random_model("frbc", scale, 1)
         bitwise, fake = make_runner(model, "bitwise"), make_runner(model, "torch")
-        ms[f"frbc_x{scale}"] = round(_median_ms(lambda: bitwise(lr), repeats), 3)
+        pair = paired(teacher_call, lambda: bitwise(lr), repeats)
+        ms[f"srresnet_x{scale}_paired"], ms[f"frbc_x{scale}"] = pair["baseline_ms"], pair["ms"]
+        speedups[f"model_x{scale}_speedup"] = pair["speedup"]
+        bound = paired(teacher_call, _float_part_call(bitwise, lr), repeats)
+        ms[f"frbc_x{scale}_head_tail"], speedups[f"model_x{scale}_bound"] = bound["ms"], bound["speedup"]
+        ms[f"srresnet_x{scale}"] = teacher_times
         reference = fake(lr)
         exact[f"x{scale}"] = _exact(bitwise(lr), reference)
         with torch.inference_mode():
@@ -241,7 +320,9 @@ def benchmark(repeats: int = 5, size: int = 128, app: bool = True) -> dict[str, 
         layouts[f"x{scale}"] = _exact(cl, reference)
         model.to(memory_format=torch.contiguous_format)
         if scale == 4:
-            ms["fakequant_frbc_x4"] = _torch_ms(model, lr, repeats)
+            fakequant_times, fakequant = _best_torch(model, lr, repeats)
+            ms["fakequant_frbc_x4"] = fakequant_times
+            speedups["fakequant_x4_speedup"] = paired(fakequant, lambda: bitwise(lr), repeats)["speedup"]
     exact["ok"] = all(e["max_level_diff"] <= 1 and e["fraction"] <= 1e-3 for e in exact.values())
     exact["torch_layouts"] = layouts
 
@@ -253,17 +334,10 @@ def benchmark(repeats: int = 5, size: int = 128, app: bool = True) -> dict[str, 
     }
     sizes["packed_ratio"] = round(sizes["packed_frbc_bytes"] / sizes["fp32_srresnet_bytes"], 4)
 
-    conv, body = ms["torch_conv"]["best"], ms["torch_body"]["best"]
     fastest = {scale: min((v, k) for k, v in p.items() if v is not None) for scale, p in peers.items()}
     app_s = app_all_models_seconds() if app else None
     result: dict[str, object] = {
-        "layer_speedup": round(conv / ms["layer"], 2),
-        "frb_layer_speedup": round(conv / ms["frb_layer"], 2),
-        "body_speedup": round(body / ms["body_reactnet"], 2),
-        "frb_body_speedup": round(body / ms["body_frbc"], 2),
-        "model_x2_speedup": round(ms["srresnet_x2"] / ms["frbc_x2"], 2),
-        "model_x4_speedup": round(ms["srresnet_x4"] / ms["frbc_x4"], 2),
-        "fakequant_x4_speedup": round(ms["fakequant_frbc_x4"]["best"] / ms["frbc_x4"], 2),
+        **speedups,
         **{f"peers_x{scale}": peers[scale] for scale in peers},
         **{f"fastest_peer_x{scale}": fastest[scale][1] for scale in peers},
         **{f"model_x{scale}_speedup_vs_fastest": round(fastest[scale][0] / ms[f"frbc_x{scale}"], 2) for scale in peers},

@@ -34,3 +34,14 @@ def test_targets_follow_the_isa_the_kernels_were_compiled_for(monkeypatch):
         monkeypatch.setattr(bench, "SETTINGS", dataclasses.replace(bench.SETTINGS, vpopcntdq=vpopcntdq))
         assert bench.target_isa() == isa
     assert bench.TARGETS["avx2"]["layer_speedup"] < bench.TARGETS["avx512_vpopcntdq"]["layer_speedup"]
+
+
+def test_paired_speedup_is_the_median_of_ratios_of_alternated_calls(monkeypatch):
+    calls = []
+    durations = iter([2.0, 1.0, 0.5, 4.0, 3.0, 1.0])  # timed calls in the order they are made
+    monkeypatch.setattr(bench, "_seconds", lambda fn: (fn(), next(durations))[1])
+    result = bench.paired(lambda: calls.append("b"), lambda: calls.append("c"), repeats=3)
+    # one untimed call each, then pairs with the order swapped every pair
+    assert calls == ["b", "c", "b", "c", "c", "b", "b", "c"]
+    # pairs (baseline, candidate): (2, 1), (4, 0.5), (3, 1) -> ratios 2, 8, 3
+    assert result == {"baseline_ms": 3000.0, "ms": 1000.0, "speedup": 3.0}

@@ -102,13 +102,39 @@ def test_gemm_dot_products_equal_the_float_pm1_matmul(tokens, in_ch):
         assert np.array_equal(out, sum(x @ w.T for w in weights[:nb]).numpy())
 
 
-def test_fused_next_layer_bits_equal_packing_the_output():
+@pytest.mark.parametrize("channels", [3, 60, 64, 65, 128, 130])
+@pytest.mark.parametrize("mode", ["sign", "threshold", "mean_centered"])
+def test_input_bits_equal_the_signs_computed_in_numpy(channels, mode):
+    """Whole 64-channel words are packed by vector compares, a partial last word bit by bit: both
+    must give not (((x - sub) / div) >= 0) in float32, NaN, -0.0 and values on the threshold included."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, 3, 5, channels), dtype=np.float32)
+    threshold = rng.normal(0, 0.1, channels).astype(np.float32)
+    x[0, 0, 0, :] = threshold if mode == "threshold" else 0.0
+    x[0, 0, 1, :] = -0.0
+    x[0, 1, 1, ::3] = np.nan
+    x[1, 2, 4, ::2] = -np.inf
+    layer = _raw_layer(np.zeros((1, 1, 1, 1), np.uint64), "conv", channels, 8, 3)
+    layer.input_mode, layer.eps = mode, 1e-5
+    if mode == "threshold":
+        layer.threshold = threshold
+    sub, div = ops.input_offsets(layer, x)
+    with np.errstate(invalid="ignore"):
+        negative = ~(((x - sub[:, None, None, :]) / div[:, None, None, :]) >= 0)
+    bits = ops.input_bits(layer, x, 2)
+    assert np.array_equal(bits[:, 2:-2, 2:-2], pack_bits(negative))
+    assert not bits[:, :2].any() and not bits[:, -2:].any() and not bits[:, :, :2].any() and not bits[:, :, -2:].any()
+
+
+@pytest.mark.parametrize("in_ch, out_ch", [(64, 64), (65, 130)])  # whole words; a partial last word
+def test_fused_next_layer_bits_equal_packing_the_output(in_ch, out_ch):
     torch.manual_seed(3)
-    l1 = PackedLayer.from_layer(_binary_conv(64, 64, 3, "reactnet"))
-    l2 = PackedLayer.from_layer(_binary_conv(64, 64, 3, "reactnet"))
-    l2.threshold = np.random.default_rng(0).normal(0, 0.05, 64).astype(np.float32)
-    x = np.random.default_rng(1).standard_normal((2, 5, 7, 64), dtype=np.float32)
-    out, fused = ops.conv(l1, ops.input_bits(l1, x, 1), x, skip=x, next_layer=l2)
+    l1 = PackedLayer.from_layer(_binary_conv(in_ch, out_ch, 3, "reactnet"))
+    l2 = PackedLayer.from_layer(_binary_conv(out_ch, out_ch, 3, "reactnet"))
+    l2.threshold = np.random.default_rng(0).normal(0, 0.05, out_ch).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 5, 7, in_ch), dtype=np.float32)
+    skip = x if in_ch == out_ch else None
+    out, fused = ops.conv(l1, ops.input_bits(l1, x, 1), x, skip=skip, next_layer=l2)
     assert np.array_equal(fused, ops.input_bits(l2, out, 1))
 
 

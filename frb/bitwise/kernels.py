@@ -40,6 +40,7 @@ from frb.bitwise.config import SETTINGS
 __all__ = ["conv_kernel", "gemm_kernel", "pack_signs", "run"]
 
 _GEMM_BLOCK = 32  # tokens per parallel work item of the GEMM
+SIGN_LANES = 64  # bits per packed word
 
 
 @intrinsic
@@ -100,11 +101,63 @@ def _finish(acc, kbits, scales, bias, prm, res_row, skip_row, dst, nbases, prelu
         dst[oc] = y
 
 
+def _float_rows(*arrays: types.Type) -> bool:
+    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float32 for a in arrays)
+
+
+def _negative_mask(builder, values: ir.Value) -> ir.Value:
+    """The i64 whose bit t is ``not (values[t] >= 0)`` (an unordered less-than: NaN gives 1)."""
+    zero = ir.Constant(values.type, [0.0] * SIGN_LANES)
+    return builder.bitcast(builder.fcmp_unordered("<", values, zero), ir.IntType(SIGN_LANES))
+
+
+def _load_lanes(context, builder, array_type, array, start) -> ir.Value:
+    """SIGN_LANES float32 values of a C-contiguous 1-D array from ``start`` as one LLVM vector."""
+    data = context.make_array(array_type)(context, builder, array).data
+    vector = ir.VectorType(ir.FloatType(), SIGN_LANES)
+    return builder.load(builder.bitcast(builder.gep(data, [start]), vector.as_pointer()), align=4)
+
+
+@intrinsic
+def _sign_word(typingctx, values, thr, start):
+    """One packed word: bit t = not ((values[start + t] - thr[start + t]) >= 0), t < 64.
+
+    Written as vector IR (compare 64 lanes, bitcast the <64 x i1> mask to i64) so that LLVM emits
+    compare + mask-move instructions (vcmpps / vmovmskps on AVX2, k-masks on AVX-512) instead of
+    a loop of 64 scalar compares. The caller guarantees 64 values from ``start``.
+    """
+    if not (_float_rows(values, thr) and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = _load_lanes(context, builder, signature.args[0], args[0], args[2])
+        t = _load_lanes(context, builder, signature.args[1], args[1], args[2])
+        return _negative_mask(builder, builder.fsub(v, t))
+
+    return types.uint64(values, thr, start), codegen
+
+
+@intrinsic
+def _scaled_sign_word(typingctx, values, sub, div, start):
+    """As ``_sign_word`` with bit t = not (((values[i] - sub[i]) / div[i]) >= 0), i = start + t."""
+    if not (_float_rows(values, sub, div) and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v, s, d = (_load_lanes(context, builder, signature.args[k], args[k], args[3]) for k in range(3))
+        return _negative_mask(builder, builder.fdiv(builder.fsub(v, s), d))
+
+    return types.uint64(values, sub, div, start), codegen
+
+
 @njit(inline="always")
 def _sign_words(values, thr, out_words):
-    """out_words[q] bit t = not ((values[64q + t] - thr[64q + t]) >= 0)."""
+    """out_words[q] bit t = not ((values[64q + t] - thr[64q + t]) >= 0); a partial last word bit by bit."""
     n = values.shape[0]
-    for q in range(out_words.shape[0]):
+    full = n // SIGN_LANES
+    for q in range(full):
+        out_words[q] = _sign_word(values, thr, SIGN_LANES * q)
+    for q in range(full, out_words.shape[0]):
         word = np.uint64(0)
         for t in range(min(64, n - 64 * q)):
             c = 64 * q + t
@@ -117,21 +170,26 @@ def _sign_words(values, thr, out_words):
 def pack_signs(x, sub, div, out):
     """Pack input signs: bit = not (((x[s, i, j, c] - sub[s, c]) / div[s, c]) >= 0).
 
-    x: (S, H, W, C) float32; sub, div: (S, C) float32; out: (S, H + 2p, W + 2p, words) uint64
-    whose border of p = (out.shape[1] - H) // 2 pixels is left untouched (zero: +1 padding).
-    The arithmetic is float32, as torch's, so the bits equal torch's ``sign`` of the same values.
+    x: (S, H, W, C) float32, C-contiguous; sub, div: (S, C) float32; out: (S, H + 2p, W + 2p,
+    words) uint64 whose border of p = (out.shape[1] - H) // 2 pixels is left untouched (zero:
+    +1 padding). The arithmetic is float32, as torch's, so the bits equal torch's ``sign`` of the
+    same values.
     """
     n_img, height, width, channels = x.shape
     pad = (out.shape[1] - height) // 2
+    full = channels // SIGN_LANES
     for r in prange(n_img * height):
         s = r // height
         i = r - s * height
         for j in range(width):
-            for q in range(out.shape[3]):
+            values = x[s, i, j]
+            for q in range(full):
+                out[s, i + pad, j + pad, q] = _scaled_sign_word(values, sub[s], div[s], SIGN_LANES * q)
+            for q in range(full, out.shape[3]):
                 word = np.uint64(0)
                 for t in range(min(64, channels - 64 * q)):
                     c = 64 * q + t
-                    if not ((x[s, i, j, c] - sub[s, c]) / div[s, c] >= np.float32(0)):
+                    if not ((values[c] - sub[s, c]) / div[s, c] >= np.float32(0)):
                         word |= np.uint64(1) << np.uint64(t)
                 out[s, i + pad, j + pad, q] = word
 

@@ -38,6 +38,7 @@ def input_offsets(layer: PackedLayer, x: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def input_bits(layer: PackedLayer, x: np.ndarray, pad: int) -> np.ndarray:
     """Packed input signs of ``x`` (S, P, Q, C) with a zero (+1) border of ``pad`` pixels."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
     samples, height, width, channels = x.shape
     out = np.zeros((samples, height + 2 * pad, width + 2 * pad, num_words(channels)), np.uint64)
     sub, div = input_offsets(layer, x)

@@ -15,7 +15,8 @@ from frb.bitwise.config import ISA_TARGETS, TORCH_ISA_ENV
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time the bitwise engine against torch fp32 on this machine")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median; default 5)")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed calls (pairs, for a speed-up) per measurement; medians (default 7)")
     p.add_argument("--size", type=int, default=128, help="side of the LR input / feature map (default 128)")
     p.add_argument("--isa", choices=("host", *ISA_TARGETS), default=None,
                    help="compile the kernels for this target (avx2: an AVX2-only CPU, on any x86 host); "
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    for key in (*result["targets"], "frb_body_speedup", "fakequant_x4_speedup"):
+    for key in (*result["targets"], "frb_body_speedup", "model_x2_bound", "model_x4_bound", "fakequant_x4_speedup"):
         if key in result:
             print(f"{key:<32} {result[key]:>7.2f}x")
     for scale in (2, 4):
