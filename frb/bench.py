@@ -277,8 +277,12 @@ def _file_bytes(save: Callable[[str], None]) -> int:
         return os.path.getsize(path)
 
 
-def benchmark(repeats: int = 7, size: int = 128, app: bool = True) -> dict[str, object]:
-    """All measurements as one JSON-ready dict (see the module docstring); ``app`` adds ``app_all_models_s``."""
+def benchmark(repeats: int = 7, size: int = 128, app: bool = True, threads: int | None = None) -> dict[str, object]:
+    """All measurements as one JSON-ready dict (see the module docstring); ``app`` adds ``app_all_models_s``;
+    ``threads`` sets the threads of torch and of the kernels (ONNX Runtime follows torch's)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
     machine = _machine()
     compile_s = warmup(["reactnet", "frbc"])
     speedups: dict[str, float] = {}

@@ -18,6 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=7,
                    help="timed calls (pairs, for a speed-up) per measurement; medians (default 7)")
     p.add_argument("--size", type=int, default=128, help="side of the LR input / feature map (default 128)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch, the kernels and ONNX Runtime alike (default: torch's and numba's own)")
     p.add_argument("--isa", choices=("host", *ISA_TARGETS), default=None,
                    help="compile the kernels for this target (avx2: an AVX2-only CPU, on any x86 host); "
                         "default: $FRB_ISA or the host")
@@ -27,16 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.repeats < 1 or args.size < 1:
-        raise SystemExit("--repeats and --size must be positive")
+    if args.repeats < 1 or args.size < 1 or (args.threads is not None and args.threads < 1):
+        raise SystemExit("--repeats, --size and --threads must be positive")
     if args.isa is not None and args.isa != SETTINGS.isa:
         # The target is fixed when the engine and torch are imported: measure in a fresh process, with
         # the kernels compiled for it and torch held to the same ISA.
         argv = ["bench", "--repeats", str(args.repeats), "--size", str(args.size)] + (["--json"] if args.json else [])
-        argv += [] if args.app else ["--no-app"]
+        argv += ([] if args.app else ["--no-app"]) + ([] if args.threads is None else ["--threads", str(args.threads)])
         env = {**os.environ, "FRB_ISA": args.isa, **TORCH_ISA_ENV.get(args.isa, {})}
         return subprocess.run([sys.executable, "-m", "frb", *argv], env=env).returncode
-    result = benchmark(args.repeats, args.size, app=args.app)
+    result = benchmark(args.repeats, args.size, app=args.app, threads=args.threads)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
