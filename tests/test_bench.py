@@ -45,3 +45,14 @@ def test_paired_speedup_is_the_median_of_ratios_of_alternated_calls(monkeypatch)
     assert calls == ["b", "c", "b", "c", "c", "b", "b", "c"]
     # pairs (baseline, candidate): (2, 1), (4, 0.5), (3, 1) -> ratios 2, 8, 3
     assert result == {"baseline_ms": 3000.0, "ms": 1000.0, "speedup": 3.0}
+
+
+def test_the_bound_times_the_head_and_tail_of_the_same_computation():
+    """model_x*_bound times the bitwise model without its body: head and tail on the body's output
+    must give the whole model's output."""
+    from frb.bitwise.runner import make_runner
+
+    torch.manual_seed(0)
+    runner = make_runner(create_model("frbc", 2, depth=2).eval(), "bitwise")
+    lr = torch.rand(1, 3, 12, 10)
+    assert torch.equal(bench._float_part_call(runner, lr)(), runner(lr))
