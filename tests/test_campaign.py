@@ -224,3 +224,75 @@ def test_readme_blocks_are_replaced_between_their_markers_only():
     assert replace_blocks(text, {"a": "new\n"}) == "intro\n<!-- a:begin -->\nnew\n<!-- a:end -->\nrest\n"
     with pytest.raises(ValueError, match="expected one <!-- b:begin -->"):
         replace_blocks(text, {"b": "x\n"})
+
+
+SWEEP_PLAN = PLAN + """
+[[stage]]
+name = "recipe_x2"
+sweep = ["frbc", "reactnet"]
+scale = 2
+steps = 2
+lr = [1e-6, 2e-6]
+warmup_steps = 1
+
+[[stage]]
+name = "frbc_x2.b"
+model = "frbc"
+scale = 2
+recipe = "recipe_x2"
+steps = 2
+lr = 5e-6
+"""
+
+
+def test_a_sweep_expands_into_one_unshipped_trial_per_model_and_grid_point(tmp_path):
+    (tmp_path / "plan.toml").write_text(SWEEP_PLAN)
+    plan = load_plan(tmp_path / "plan.toml")
+    trials = [s for s in plan.stages if s.sweep]
+    assert [t.name for t in trials] == ["recipe_x2.frbc.lr=1e-06", "recipe_x2.frbc.lr=2e-06",
+                                        "recipe_x2.reactnet.lr=1e-06", "recipe_x2.reactnet.lr=2e-06"]
+    assert all(not t.ship and t.start == "best" and t.steps == 2 and t.flags["warmup_steps"] == 1 for t in trials)
+    assert [t.flags["lr"] for t in trials] == [t.grid["lr"] for t in trials] == [1e-6, 2e-6, 1e-6, 2e-6]
+    assert plan.stages[-1].recipe == "recipe_x2"
+    for text, message in ((SWEEP_PLAN.replace('recipe = "recipe_x2"', 'recipe = "nope"'), "no earlier sweep 'nope'"),
+                          (SWEEP_PLAN.replace("lr = [1e-6, 2e-6]", "lr = 1e-6"), "at least one flag with a list")):
+        (tmp_path / "plan.toml").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            load_plan(tmp_path / "plan.toml")
+
+
+def test_a_stage_takes_its_models_best_trial_once_when_it_starts(tmp_path, data_root):
+    from train.campaign import sweep_table
+
+    campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
+    for stage in campaign.plan.stages[:2]:
+        campaign.save_record(stage, {"finished": True, "chunks": []})
+    frbc_trials = [t for t in campaign.plan.stages if t.sweep and t.model == "frbc"]
+    stage = campaign.plan.stages[-1]
+    assert campaign.trials(stage) == frbc_trials
+    assert campaign.next_stage() == frbc_trials[0]  # the trials come first
+    campaign.save_record(frbc_trials[0], {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 30.0, "shipped": False}]})
+    campaign.save_record(frbc_trials[1], {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 30.5, "shipped": False}]})
+    for trial in campaign.plan.stages:
+        if trial.sweep and trial.model == "reactnet":  # another model's trials do not hold frbc back
+            campaign.save_record(trial, {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 40.0, "shipped": False}]})
+    assert campaign.next_stage() == stage
+    assert campaign.config(stage, 1.0, []).lr == 5e-6  # not started: its own flags
+    campaign.prepare(stage)
+    assert campaign.config(stage, 1.0, []).lr == 2e-6  # the better frbc trial
+    campaign.save_record(frbc_trials[0], {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 31.0, "shipped": False}]})
+    campaign.prepare(stage)
+    assert campaign.config(stage, 1.0, []).lr == 2e-6  # chosen once: a later record changes nothing
+    table = sweep_table(campaign)
+    assert "| recipe_x2 | frbc x2 | lr 2e-06 | 2/2 | 0.00 | 30.500 | frbc_x2.b |" in table
+
+
+def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
+    trial = next(t for t in campaign.plan.stages if t.sweep)
+    shipped = campaign.assets / "frbc_x2.safetensors"
+    sha, manifest = hub.sha256_file(shipped), (campaign.assets / hub.MANIFEST_NAME).read_text()
+    record = campaign.run_chunk(trial, 1.0, log=lambda _: None)
+    assert record["finished"] and set(record["chunks"][-1]) == {"step", "held_out_psnr", "shipped", "time", "cpu_hours"}
+    assert not record["chunks"][-1]["shipped"] and 10 < record["chunks"][-1]["held_out_psnr"] < 60
+    assert hub.sha256_file(shipped) == sha and (campaign.assets / hub.MANIFEST_NAME).read_text() == manifest

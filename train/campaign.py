@@ -17,6 +17,13 @@ its budget is spent:
    file on Set5 / Set14 / B100 and writes its manifest entry, compute ledger included;
 4. marks the stage finished when its schedule is done.
 
+A **recipe sweep** is a stage with ``sweep = [models]`` instead of ``model``: every flag given as a
+list is a grid axis, and each model gets one short trial per point of the grid (``steps`` each,
+all from the same start: the model's best known weights), never shipped and scored on the held-out
+images only. A later stage with ``recipe = "<sweep name>"`` takes the swept flags of its model's
+best trial; the choice is made once, when the stage starts, and kept in its ``recipe.json``. The
+models of one sweep are tuned alike: same grid, same steps, same start rule.
+
 Run state lives outside the repository, in ``--runs`` (default ``$FRB_RUNS_DIR`` or
 ``~/.cache/frb-sr/runs``): one folder per stage with ``last.pt``, ``log.csv``, the export, the
 teacher it learns from and ``stage.json`` (chunks, validation history, what was shipped). One
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -57,7 +65,7 @@ from train.presets import TrainConfig, config_from_args
 from train.release import manifest_entry, ship, write_manifest
 
 PLAN = Path(__file__).resolve().parent / "plan.toml"
-STAGE_KEYS = ("name", "model", "scale", "steps", "start", "ship")
+STAGE_KEYS = ("name", "model", "scale", "steps", "start", "ship", "sweep", "recipe")
 STARTS = ("best", "x4-body", "teacher")
 EVAL_RESERVE_MINUTES = 6.0  # left at the end of the budget for validating, shipping and scoring
 MIN_CHUNK_MINUTES = 3.0
@@ -75,7 +83,11 @@ def default_runs_dir() -> Path:
 
 @dataclass(frozen=True)
 class Stage:
-    """One cosine schedule of one model: ``steps`` steps with ``flags`` on top of its preset."""
+    """One cosine schedule of one model: ``steps`` steps with ``flags`` on top of its preset.
+
+    A trial of a recipe sweep names its ``sweep`` and the ``grid`` values it tries (also in
+    ``flags``); a stage with a ``recipe`` takes the swept flags of that sweep's best trial.
+    """
 
     name: str
     model: str
@@ -84,6 +96,9 @@ class Stage:
     start: str = "best"
     ship: bool = True
     flags: dict[str, Any] = field(default_factory=dict)
+    sweep: str = ""
+    grid: dict[str, Any] = field(default_factory=dict)
+    recipe: str = ""
 
     @property
     def teacher(self) -> str | None:
@@ -96,26 +111,51 @@ class Plan:
     stages: list[Stage]
 
 
+def _sweep_trials(entry: dict[str, Any], flags: dict[str, Any], path: Path) -> list[Stage]:
+    """The trial stages of a sweep entry: one per model and point of the grid (list-valued flags)."""
+    axes = [k for k, v in flags.items() if isinstance(v, list)]
+    if not axes or not entry["sweep"]:
+        raise ValueError(f"{path}: sweep {entry['name']!r} needs models and at least one flag with a list of values")
+    fixed = {k: v for k, v in flags.items() if k not in axes}
+    trials = []
+    for model in entry["sweep"]:
+        for values in itertools.product(*(flags[k] for k in axes)):
+            grid = dict(zip(axes, values))
+            name = f"{entry['name']}.{model}." + ",".join(f"{k}={v}" for k, v in grid.items())
+            trials.append(Stage(name, model, int(entry["scale"]), int(entry["steps"]), "best", False,
+                                {**fixed, **grid}, sweep=entry["name"], grid=grid))
+    return trials
+
+
 def load_plan(path: Path = PLAN) -> Plan:
-    """Parse and check a plan file: unknown flags, models, starts and duplicate names are errors."""
+    """Parse and check a plan file: unknown flags, models, starts, recipes and duplicate names are errors."""
     raw = tomllib.loads(Path(path).read_text())
     settings = raw.get("settings", {})
-    stages, names = [], set()
+    stages: list[Stage] = []
+    names: set[str] = set()
     valid_flags = set(TrainConfig.__dataclass_fields__)
     for entry in raw.get("stage", []):
         flags = {k: v for k, v in entry.items() if k not in STAGE_KEYS}
         unknown = sorted(set(flags) - valid_flags)
         if unknown:
             raise ValueError(f"{path}: stage {entry.get('name')!r} has unknown flags {unknown}")
-        stage = Stage(entry["name"], entry["model"], int(entry["scale"]), int(entry["steps"]),
-                      entry.get("start", "best"), bool(entry.get("ship", True)), flags)
-        get_spec(stage.model)
-        if stage.start not in STARTS:
-            raise ValueError(f"{path}: stage {stage.name!r}: start must be one of {STARTS}")
-        if stage.name in names:
-            raise ValueError(f"{path}: stage name {stage.name!r} appears twice")
-        names.add(stage.name)
-        stages.append(stage)
+        if "sweep" in entry:
+            new = _sweep_trials(entry, flags, path)
+        else:
+            new = [Stage(entry["name"], entry["model"], int(entry["scale"]), int(entry["steps"]),
+                         entry.get("start", "best"), bool(entry.get("ship", True)), flags, recipe=entry.get("recipe", ""))]
+        for stage in new:
+            get_spec(stage.model)
+            if stage.start not in STARTS:
+                raise ValueError(f"{path}: stage {stage.name!r}: start must be one of {STARTS}")
+            if stage.name in names:
+                raise ValueError(f"{path}: stage name {stage.name!r} appears twice")
+            if stage.recipe and not any(t.sweep == stage.recipe and (t.model, t.scale) == (stage.model, stage.scale)
+                                        for t in stages):
+                raise ValueError(f"{path}: stage {stage.name!r}: no earlier sweep {stage.recipe!r} tries "
+                                 f"{stage.model} x{stage.scale}")
+            names.add(stage.name)
+            stages.append(stage)
     return Plan(settings, stages)
 
 
@@ -173,14 +213,44 @@ class Campaign:
     # -- choosing work --------------------------------------------------------------------
 
     def next_stage(self) -> Stage | None:
-        """The first stage of the plan not finished whose teacher (if any) is shipped."""
+        """The first stage of the plan not finished whose teacher (if any) is shipped and whose recipe
+        sweep (if any) has finished every trial of its model."""
         for stage in self.plan.stages:
             if self.record(stage)["finished"]:
                 continue
             if stage.teacher and self.shipped_path(stage.teacher, stage.scale) is None:
                 continue
+            if not all(self.record(t)["finished"] for t in self.trials(stage)):
+                continue
             return stage
         return None
+
+    # -- recipes --------------------------------------------------------------------------
+
+    def trials(self, stage: Stage) -> list[Stage]:
+        """The trials of the stage's recipe sweep for its model and scale (none without a recipe)."""
+        return [t for t in self.plan.stages
+                if stage.recipe and t.sweep == stage.recipe and (t.model, t.scale) == (stage.model, stage.scale)]
+
+    def choose_recipe(self, stage: Stage) -> dict[str, Any]:
+        """The swept flags of the best finished trial (held-out PSNR), chosen once, when the stage
+        starts, and kept in its ``recipe.json``; empty (the stage's own flags) if no trial scored."""
+        path = self.folder(stage) / "recipe.json"
+        if path.is_file():
+            return json.loads(path.read_text())["flags"]
+        scored = []
+        for trial in self.trials(stage):
+            chunks = self.record(trial)["chunks"]
+            if chunks:
+                scored.append((chunks[-1]["held_out_psnr"], trial.name, trial.grid))
+        best = max(scored, key=lambda item: item[0]) if scored else (None, None, {})
+        write_json(path, {"sweep": stage.recipe, "trial": best[1], "held_out_psnr": best[0], "flags": best[2]})
+        return dict(best[2])
+
+    def recipe(self, stage: Stage) -> dict[str, Any]:
+        """The flags ``choose_recipe`` fixed for this stage (empty before it starts or without a recipe)."""
+        path = self.folder(stage) / "recipe.json"
+        return json.loads(path.read_text())["flags"] if path.is_file() else {}
 
     # -- warm starts ----------------------------------------------------------------------
 
@@ -218,6 +288,8 @@ class Campaign:
         """Flags for the stage's teacher and warm start (files written into its folder once), and its ledger."""
         folder = self.folder(stage)
         folder.mkdir(parents=True, exist_ok=True)
+        if stage.recipe:
+            self.choose_recipe(stage)
         flags: list[str] = []
         if stage.teacher:
             teacher = folder / "teacher.safetensors"
@@ -249,7 +321,7 @@ class Campaign:
                 "holdout_every": self.holdout_every, "compile": s.get("compile", False), "device": self.device,
                 "data": list(self.data), "out_dir": str(self.folder(stage)), "max_minutes": minutes,
                 "resume": (self.folder(stage) / "last.pt").is_file()}
-        return config_from_args(_flags({**base, **stage.flags}) + start_flags)
+        return config_from_args(_flags({**base, **stage.flags, **self.recipe(stage)}) + start_flags)
 
     # -- validation and shipping ----------------------------------------------------------
 
@@ -288,6 +360,8 @@ class Campaign:
         model = create_model(stage.model, stage.scale, pretrained=candidate)  # exactly what would ship
         score = self.validate(model, stage.scale)
         outcome = {"step": summary["steps"], "held_out_psnr": round(score, 4), "shipped": False}
+        if stage.sweep:  # a recipe trial: the held-out score is all it is for
+            return outcome
         curve = [b for b in self.benchmarks if set_name(b) == CURVE_SET]
         if curve:  # a learning-curve point for the README; never used to choose what ships
             pairs = load_pairs(curve[0], stage.scale)
@@ -484,12 +558,34 @@ def history_table(campaign: "Campaign") -> str:
     lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
              "|---|---|---|---|---|---|---|"]
     for stage in campaign.plan.stages:
-        record = campaign.record(stage)
+        record = campaign.record(stage) if not stage.sweep else {"chunks": []}
         for chunk in record["chunks"]:
             hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
             lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
                          f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | "
                          f"{'yes' if chunk['shipped'] else 'no'} | {'' if curve is None else f'{curve:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(campaign: "Campaign") -> str:
+    """Every recipe trial: its grid values, steps, its own CPU-hours, held-out PSNR, and the stages
+    whose recipe chose it."""
+    chosen: dict[str, list[str]] = {}
+    for stage in campaign.plan.stages:
+        path = campaign.folder(stage) / "recipe.json"
+        if stage.recipe and path.is_file():
+            chosen.setdefault(json.loads(path.read_text())["trial"], []).append(stage.name)
+    lines = ["| sweep | model | flags | steps | trial CPU-h | held-out Y-PSNR | chosen by |",
+             "|---|---|---|---|---|---|---|"]
+    for trial in (t for t in campaign.plan.stages if t.sweep):
+        chunks = campaign.record(trial)["chunks"]
+        summary = campaign.folder(trial) / "summary.json"
+        segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
+        hours = sum(seg["cpu_seconds"] for seg in segments if seg.get("run") == trial.name) / 3600
+        flags = ", ".join(f"{k} {v}" for k, v in trial.grid.items())
+        score = f"{chunks[-1]['held_out_psnr']:.3f}" if chunks else ""
+        lines.append(f"| {trial.sweep} | {trial.model} x{trial.scale} | {flags} | {chunks[-1]['step'] if chunks else 0}/"
+                     f"{trial.steps} | {hours:.2f} | {score} | {', '.join(chosen.get(trial.name, []))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -511,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
     parser.add_argument("--plot", help="with --tables: also draw the learning curves (Set5 vs CPU-hours) into this PNG")
     parser.add_argument("--readme", help="with --tables: rewrite the blocks between <!-- NAME:begin --> and "
-                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks) of this file")
+                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks, recipe-sweeps) of this file")
     args = parser.parse_args(argv)
     benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
     campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
@@ -525,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
             blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
         blocks["campaign-chunks"] = history_table(campaign)
+        blocks["recipe-sweeps"] = sweep_table(campaign)
         for name, block in blocks.items():
             print(f"### {name}\n\n{block}")
         if args.readme:
