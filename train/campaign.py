@@ -409,9 +409,13 @@ class Campaign:
         record["finished"] = result.finished
         record["ledger"] = ledger_total(result.summary["ledger"])
         self.save_record(stage, record)
-        verdict = "shipped" if outcome["shipped"] else "kept the shipped file"
+        if stage.sweep:
+            verdict = "a recipe trial, never shipped"
+        else:
+            verdict = (f"(shipped {outcome.get('shipped_held_out_psnr')}): "
+                       f"{'shipped' if outcome['shipped'] else 'kept the shipped file'}")
         log(f"{stage.name}: step {outcome['step']}/{stage.steps}, held-out {outcome['held_out_psnr']:.3f} dB "
-            f"(shipped {outcome.get('shipped_held_out_psnr')}): {verdict}; {describe(record['ledger'])}")
+            f"{verdict}; {describe(record['ledger'])}")
         return record
 
     def status(self) -> list[str]:
