@@ -410,7 +410,7 @@ class Campaign:
         record["ledger"] = ledger_total(result.summary["ledger"])
         self.save_record(stage, record)
         if stage.sweep:
-            verdict = "a recipe trial, never shipped"
+            verdict = ": a recipe trial, never shipped"
         else:
             verdict = (f"(shipped {outcome.get('shipped_held_out_psnr')}): "
                        f"{'shipped' if outcome['shipped'] else 'kept the shipped file'}")
