@@ -159,8 +159,8 @@ def _sign_words(values, thr, out_words):
         out_words[q] = _sign_word(values, thr, SIGN_LANES * q)
     for q in range(full, out_words.shape[0]):
         word = np.uint64(0)
-        for t in range(min(64, n - 64 * q)):
-            c = 64 * q + t
+        for t in range(min(SIGN_LANES, n - SIGN_LANES * q)):
+            c = SIGN_LANES * q + t
             if not (values[c] - thr[c] >= np.float32(0)):
                 word |= np.uint64(1) << np.uint64(t)
         out_words[q] = word
@@ -187,8 +187,8 @@ def pack_signs(x, sub, div, out):
                 out[s, i + pad, j + pad, q] = _scaled_sign_word(values, sub[s], div[s], SIGN_LANES * q)
             for q in range(full, out.shape[3]):
                 word = np.uint64(0)
-                for t in range(min(64, channels - 64 * q)):
-                    c = 64 * q + t
+                for t in range(min(SIGN_LANES, channels - SIGN_LANES * q)):
+                    c = SIGN_LANES * q + t
                     if not ((values[c] - sub[s, c]) / div[s, c] >= np.float32(0)):
                         word |= np.uint64(1) << np.uint64(t)
                 out[s, i + pad, j + pad, q] = word
