@@ -262,7 +262,7 @@ def test_a_sweep_expands_into_one_unshipped_trial_per_model_and_grid_point(tmp_p
 
 
 def test_a_stage_takes_its_models_best_trial_once_when_it_starts(tmp_path, data_root):
-    from train.campaign import sweep_table
+    from train.campaign import history_table, sweep_table
 
     campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
     for stage in campaign.plan.stages[:2]:
@@ -285,6 +285,7 @@ def test_a_stage_takes_its_models_best_trial_once_when_it_starts(tmp_path, data_
     assert campaign.config(stage, 1.0, []).lr == 2e-6  # chosen once: a later record changes nothing
     table = sweep_table(campaign)
     assert "| recipe_x2 | frbc x2 | lr 2e-06 | 2/2 | 0.00 | 30.500 | frbc_x2.b |" in table
+    assert "recipe_x2" not in history_table(campaign)  # trials are not chunks of the models' lineage
 
 
 def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, data_root):

@@ -558,12 +558,14 @@ def replace_blocks(text: str, blocks: dict[str, str]) -> str:
 
 
 def history_table(campaign: "Campaign") -> str:
-    """Every chunk of the campaign: stage, step, cumulative CPU-hours of the model, held-out PSNR, shipped."""
+    """Every chunk of the campaign's stages (not its recipe trials): stage, step, cumulative CPU-hours of
+    the model, held-out PSNR, shipped."""
     lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
              "|---|---|---|---|---|---|---|"]
     for stage in campaign.plan.stages:
-        record = campaign.record(stage) if not stage.sweep else {"chunks": []}
-        for chunk in record["chunks"]:
+        if stage.sweep:  # recipe trials have their own table (sweep_table)
+            continue
+        for chunk in campaign.record(stage)["chunks"]:
             hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
             lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
                          f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | "
