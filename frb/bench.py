@@ -128,12 +128,11 @@ def _torch_call(module: nn.Module, x: torch.Tensor, layout: str) -> Callable[[],
 
 
 def _torch_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float | str]:
-    """Median ms of ``module(x)`` in NCHW and in channels_last, and the faster ``layout``. The module is
-    left in the faster layout."""
+    """Median ms of ``module(x)`` in NCHW and in channels_last, and the faster ``layout`` (the module
+    is left converted to channels_last)."""
     nchw = _median_ms(_torch_call(module, x, "nchw"), repeats)
     cl = _median_ms(_torch_call(module, x, "channels_last"), repeats)
     layout = "nchw" if nchw <= cl else "channels_last"
-    _torch_call(module, x, layout)
     return {"nchw": round(nchw, 3), "channels_last": round(cl, 3), "best": round(min(nchw, cl), 3), "layout": layout}
 
 

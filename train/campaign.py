@@ -111,6 +111,11 @@ class Plan:
     stages: list[Stage]
 
 
+def _is_trial_for(trial: Stage, stage: Stage) -> bool:
+    """Whether ``trial`` is a trial of ``stage``'s recipe sweep for its model and scale."""
+    return bool(stage.recipe) and trial.sweep == stage.recipe and (trial.model, trial.scale) == (stage.model, stage.scale)
+
+
 def _sweep_trials(entry: dict[str, Any], flags: dict[str, Any], path: Path) -> list[Stage]:
     """The trial stages of a sweep entry: one per model and point of the grid (list-valued flags)."""
     axes = [k for k, v in flags.items() if isinstance(v, list)]
@@ -150,8 +155,7 @@ def load_plan(path: Path = PLAN) -> Plan:
                 raise ValueError(f"{path}: stage {stage.name!r}: start must be one of {STARTS}")
             if stage.name in names:
                 raise ValueError(f"{path}: stage name {stage.name!r} appears twice")
-            if stage.recipe and not any(t.sweep == stage.recipe and (t.model, t.scale) == (stage.model, stage.scale)
-                                        for t in stages):
+            if stage.recipe and not any(_is_trial_for(t, stage) for t in stages):
                 raise ValueError(f"{path}: stage {stage.name!r}: no earlier sweep {stage.recipe!r} tries "
                                  f"{stage.model} x{stage.scale}")
             names.add(stage.name)
@@ -229,28 +233,32 @@ class Campaign:
 
     def trials(self, stage: Stage) -> list[Stage]:
         """The trials of the stage's recipe sweep for its model and scale (none without a recipe)."""
-        return [t for t in self.plan.stages
-                if stage.recipe and t.sweep == stage.recipe and (t.model, t.scale) == (stage.model, stage.scale)]
+        return [t for t in self.plan.stages if _is_trial_for(t, stage)]
+
+    def recipe_choice(self, stage: Stage) -> dict[str, Any] | None:
+        """The stage's ``recipe.json`` (sweep, trial, its held-out PSNR, flags), None before it starts."""
+        path = self.folder(stage) / "recipe.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def choose_recipe(self, stage: Stage) -> dict[str, Any]:
         """The swept flags of the best finished trial (held-out PSNR), chosen once, when the stage
         starts, and kept in its ``recipe.json``; empty (the stage's own flags) if no trial scored."""
-        path = self.folder(stage) / "recipe.json"
-        if path.is_file():
-            return json.loads(path.read_text())["flags"]
+        if self.recipe_choice(stage) is not None:
+            return self.recipe(stage)
         scored = []
         for trial in self.trials(stage):
             chunks = self.record(trial)["chunks"]
             if chunks:
                 scored.append((chunks[-1]["held_out_psnr"], trial.name, trial.grid))
         best = max(scored, key=lambda item: item[0]) if scored else (None, None, {})
-        write_json(path, {"sweep": stage.recipe, "trial": best[1], "held_out_psnr": best[0], "flags": best[2]})
+        write_json(self.folder(stage) / "recipe.json",
+                   {"sweep": stage.recipe, "trial": best[1], "held_out_psnr": best[0], "flags": best[2]})
         return dict(best[2])
 
     def recipe(self, stage: Stage) -> dict[str, Any]:
         """The flags ``choose_recipe`` fixed for this stage (empty before it starts or without a recipe)."""
-        path = self.folder(stage) / "recipe.json"
-        return json.loads(path.read_text())["flags"] if path.is_file() else {}
+        choice = self.recipe_choice(stage)
+        return dict(choice["flags"]) if choice is not None else {}
 
     # -- warm starts ----------------------------------------------------------------------
 
@@ -578,9 +586,9 @@ def sweep_table(campaign: "Campaign") -> str:
     whose recipe chose it."""
     chosen: dict[str, list[str]] = {}
     for stage in campaign.plan.stages:
-        path = campaign.folder(stage) / "recipe.json"
-        if stage.recipe and path.is_file():
-            chosen.setdefault(json.loads(path.read_text())["trial"], []).append(stage.name)
+        choice = campaign.recipe_choice(stage) if stage.recipe else None
+        if choice is not None:
+            chosen.setdefault(choice["trial"], []).append(stage.name)
     lines = ["| sweep | model | flags | steps | trial CPU-h | held-out Y-PSNR | chosen by |",
              "|---|---|---|---|---|---|---|"]
     for trial in (t for t in campaign.plan.stages if t.sweep):
