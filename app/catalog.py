@@ -1,10 +1,12 @@
-"""The Models tab's facts: cost in BBCU's convention, weights source and size, measured vs published PSNR."""
+"""The Models tab's facts: cost in BBCU's convention, weights source and size, measured vs published PSNR,
+and the paper's ablation as bundled."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 import pandas as pd
 
+from frb.ablation import ablation_table, read_ablation
 from frb.cost import model_cost
 from frb.evaluate import published_results, published_row
 from frb.hub import Resolved, compute_used, resolve
@@ -96,3 +98,11 @@ def model_points(scale: int, infos: dict[str, Resolved] | None = None) -> pd.Dat
             if psnr is not None:
                 points.append([name, source, round(c.ops_G, 2), round(4 * c.params_K, 1), round(float(psnr), 2)])
     return pd.DataFrame(points, columns=POINT_COLUMNS)
+
+
+def ablation_markdown() -> str:
+    """The ablation's heading, what it is, and ``frb.ablation``'s table of the bundled files."""
+    return ("### The paper's ablation (FRBC x4)\n\nThe same teacher, the same steps for each row: first-order "
+            "weights without distillation (vanilla), then with SRB (second weight base), with DBT (block-wise "
+            "distillation), and with both (FRB). Scores measured on the bundled files "
+            "(`python -m frb eval --ablation` measures them again).\n\n" + ablation_table(read_ablation()))

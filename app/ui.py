@@ -14,7 +14,7 @@ import numpy as np
 
 from frb import compare as cmp
 from frb.bitwise.runner import BACKENDS, select_runner
-from app.catalog import BENCHMARK, MODEL_HEADERS, model_points, model_rows, weights_infos
+from app.catalog import BENCHMARK, MODEL_HEADERS, ablation_markdown, model_points, model_rows, weights_infos
 from app.examples import EXAMPLES, example_path
 from app.outputs import new_run_folder, save_pngs
 from frb.bench import model_speedups
@@ -402,6 +402,7 @@ def _models_tab(demo: gr.Blocks) -> None:
         by_size = gr.ScatterPlot(x="size KB", y=psnr, color="source", tooltip=["model", "source", "size KB", psnr],
                                  title=f"{BENCHMARK} PSNR vs size (KB, BBCU)", elem_id="plot-size", height=360)
     measure = gr.Button("Measure bitwise speed-ups on this machine")
+    gr.Markdown(ablation_markdown(), elem_id="ablation")
     measure.click(measure_speedups, scale, table, api_name="speedups")
     scale.change(show_models, scale, [table, by_ops, by_size], api_name="models")
     demo.load(show_models, scale, [table, by_ops, by_size], api_visibility="private")

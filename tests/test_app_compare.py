@@ -284,3 +284,19 @@ def test_speedups_are_measured_for_the_binarized_models_only():
 
     row = next(r for r in catalog.model_rows(2, speedups) if r[0] == "frbc")
     assert row[catalog.MODEL_HEADERS.index("bitwise speed-up")] == f"{speedups['frbc']:.2f}x"
+
+
+def test_the_models_tab_shows_the_bundled_ablation(tmp_path, monkeypatch):
+    import json
+
+    from app import catalog
+    from frb import hub
+
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
+    assert "No ablation stage has finished yet" in catalog.ablation_markdown()
+    (tmp_path / "ablation").mkdir()
+    entry = {"stage": "ablation_srb_x4", "name": "frbc", "scale": 4, "srb": True, "dbt_weight": 0.0,
+             "file": "ablation_srb_x4.safetensors", "sha256": "0" * 64, "steps": 3000,
+             "metrics": {"Set5": {"psnr": 30.123, "ssim": 0.8512, "images": 5}}}
+    (tmp_path / "ablation" / hub.MANIFEST_NAME).write_text(json.dumps({"ablation": [entry]}))
+    assert "| +SRB | yes | no | x4 | 3,000 | 30.12 / 0.8512 |" in catalog.ablation_markdown()

@@ -5,13 +5,16 @@ import pytest
 import torch
 
 from frb import hub
+from frb.ablation import load_variant, read_ablation, variant
 from frb.evaluate import evaluate_model
+from frb.layers import binary_layers
 from frb.models import MODELS, create_model
 from frb.models.pretrained import weights_metadata
 
 pytestmark = pytest.mark.engine  # run again with the kernels compiled for AVX2 (.ci/run)
 
 ENTRIES = hub.read_manifest()
+ABLATION = read_ablation()  # empty until the campaign's ablation stages finish
 TRAINABLE = [name for name, spec in MODELS.items() if spec.arch != "bicubic"]
 
 
@@ -40,3 +43,17 @@ def test_shipped_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_di
         torch.set_num_threads(threads)
     assert scores["Set5"]["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
     assert scores["Set5"]["ssim"] == pytest.approx(entry["metrics"]["Set5"]["ssim"], abs=1e-4)
+
+
+@pytest.mark.parametrize("entry", ABLATION, ids=lambda e: e["stage"])
+def test_bundled_ablation_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_dir):
+    model = load_variant(entry)  # checks the sha256
+    bases = {layer.weight_quantizer.num_bases for layer in binary_layers(model).values()}
+    assert model.spec.method == "frb" and bases == {2 if entry["srb"] else 1}, variant(entry)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        scores = evaluate_model(model, [set5_dir], int(entry["scale"]), torch.device("cpu"), backend="bitwise")
+    finally:
+        torch.set_num_threads(threads)
+    assert scores["Set5"]["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)

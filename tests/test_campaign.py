@@ -297,3 +297,70 @@ def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, 
     assert record["finished"] and set(record["chunks"][-1]) == {"step", "held_out_psnr", "shipped", "time", "cpu_hours"}
     assert not record["chunks"][-1]["shipped"] and 10 < record["chunks"][-1]["held_out_psnr"] < 60
     assert hub.sha256_file(shipped) == sha and (campaign.assets / hub.MANIFEST_NAME).read_text() == manifest
+
+
+ABLATION_PLAN = PLAN.split("[[stage]]")[0] + """
+[[stage]]
+name = "ablation_vanilla_x2"
+model = "frbc"
+scale = 2
+ship = false
+start = "teacher"
+srb = false
+dbt = false
+steps = 2
+lr = 1e-6
+
+[[stage]]
+name = "ablation_srb_dbt_x2"
+model = "frbc"
+scale = 2
+ship = false
+start = "teacher"
+steps = 2
+lr = 1e-6
+dbt_weight = 0.05
+"""
+
+
+def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_again_by_eval(
+        tmp_path, data_root, monkeypatch, capsys):
+    from frb.__main__ import main
+    from frb.ablation import ablation_table, read_ablation
+
+    campaign = campaign_with(tmp_path, data_root, ABLATION_PLAN, ("srresnet", "frbc"))
+    shipped = campaign.assets / "frbc_x2.safetensors"
+    sha, manifest = hub.sha256_file(shipped), (campaign.assets / hub.MANIFEST_NAME).read_text()
+    records = [campaign.run_chunk(stage, 1.0, log=lambda _: None) for stage in campaign.plan.stages]
+    assert all(r["finished"] for r in records) and campaign.next_stage() is None
+    assert hub.sha256_file(shipped) == sha and (campaign.assets / hub.MANIFEST_NAME).read_text() == manifest
+
+    vanilla, both = read_ablation(campaign.assets)  # the paper's order, not the plan's
+    assert (vanilla["stage"], vanilla["srb"], vanilla["dbt_weight"]) == ("ablation_vanilla_x2", False, 0.0)
+    assert (both["stage"], both["srb"], both["dbt_weight"]) == ("ablation_srb_dbt_x2", True, 0.05)
+    for entry, record in ((vanilla, records[0]), (both, records[1])):
+        path = campaign.assets / "ablation" / entry["file"]
+        assert entry["sha256"] == hub.sha256_file(path) and entry["bytes"] == path.stat().st_size
+        assert entry["metrics"] == record["chunks"][-1]["metrics"] and entry["steps"] == 2
+        assert entry["validation"]["held_out_psnr"] == record["chunks"][-1]["held_out_psnr"]
+        assert entry["ledger"]["total"]["steps"] == 2 and entry["ledger"]["total"]["runs"] == 1  # from the teacher alone
+    options = [json.loads(read_packed(campaign.assets / "ablation" / e["file"])[1]["method_options"]) for e in (vanilla, both)]
+    assert options[0] == {"second_order": False} and options[1].get("second_order", True) is True
+    table = ablation_table([vanilla, both])
+    assert "| vanilla (first order, no DBT) | no | no | x2 | 2 |" in table and "| SRB + DBT (FRB) | yes | yes (0.05) | x2 | 2 |" in table
+
+    monkeypatch.setattr(hub, "ASSETS_DIR", campaign.assets)
+    bench = str(campaign.benchmarks[0])
+    capsys.readouterr()  # the training runs' output
+    assert main(["eval", "--ablation", "--data", bench, "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)["ablation"]
+    assert [m["variant"] for m in measured] == ["vanilla (first order, no DBT)", "SRB + DBT (FRB)"]
+    for now, entry in zip(measured, (vanilla, both)):  # the packed engine against the manifest's torch scores
+        assert abs(now["metrics"]["Set5"]["psnr"] - entry["metrics"]["Set5"]["psnr"]) < 0.01
+
+    damaged = campaign.assets / "ablation" / vanilla["file"]
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 1
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(SystemExit, match="ablation_vanilla_x2.safetensors do not match the manifest"):
+        main(["eval", "--ablation", "--data", bench])

@@ -93,3 +93,17 @@ def test_a_model_without_weights_is_refused(set5_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match=r"frbc' x4 has no usable weights \(no trained weights bundled for frbc x4\); .*pass --weights FILE"):
         main(["eval", "--model", "frbc", "--scale", "4", "--data", str(set5_dir)])
+
+
+def test_the_ablation_option_says_what_is_missing_or_wrong(set5_dir, tmp_path, monkeypatch):
+    from frb import hub
+
+    monkeypatch.setattr(hub, "ASSETS_DIR", tmp_path)
+    with pytest.raises(SystemExit, match="no ablation weights are bundled yet"):
+        main(["eval", "--ablation", "--data", str(set5_dir)])
+    with pytest.raises(SystemExit, match="without --model, --all or --weights"):
+        main(["eval", "--ablation", "--model", "frbc", "--data", str(set5_dir)])
+    (tmp_path / "ablation").mkdir()
+    (tmp_path / "ablation" / hub.MANIFEST_NAME).write_text(json.dumps({"ablation": [{"stage": "ablation_srb_x4"}]}))
+    with pytest.raises(SystemExit, match=r"entry 'ablation_srb_x4' lacks \['dbt_weight', 'file'"):
+        main(["eval", "--ablation", "--data", str(set5_dir)])

@@ -15,7 +15,9 @@ its budget is spent:
    images held out of the training folders (``holdout_every``; never a reported benchmark) and
    replaces the shipped file only when the candidate scores higher; then scores the new shipped
    file on Set5 / Set14 / B100 and writes its manifest entry, compute ledger included;
-4. marks the stage finished when its schedule is done.
+4. marks the stage finished when its schedule is done. A stage with ``ship = false`` (the paper's
+   ablation) never replaces a shipped file: when it finishes, its packed weights are scored on the
+   benchmarks and bundled under ``assets/weights/ablation`` (``frb.ablation``).
 
 A **recipe sweep** is a stage with ``sweep = [models]`` instead of ``model``: every flag given as a
 list is a grid axis, and each model gets one short trial per point of the grid (``steps`` each,
@@ -48,6 +50,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from frb import hub
+from frb.ablation import ablation_table, read_ablation
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
     BENCHMARK_SETS, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, published_results,
@@ -62,7 +65,7 @@ from train.checkpoint import write_json
 from train.data import held_out
 from train.loop import TrainingDiverged, train
 from train.presets import TrainConfig, config_from_args
-from train.release import manifest_entry, ship, write_manifest
+from train.release import keep_ablation, manifest_entry, ship, write_manifest
 
 PLAN = Path(__file__).resolve().parent / "plan.toml"
 STAGE_KEYS = ("name", "model", "scale", "steps", "start", "ship", "sweep", "recipe")
@@ -374,10 +377,13 @@ class Campaign:
         if curve:  # a learning-curve point for the README; never used to choose what ships
             pairs = load_pairs(curve[0], stage.scale)
             outcome[f"{CURVE_SET}_psnr"] = round(evaluate_pairs(model, pairs, stage.scale, torch.device(self.device), ssim=False)["psnr"], 4)
-        if not stage.ship:
+        validation = {"held_out_psnr": round(score, 4), "images": len(self.validation_pairs(stage.scale)),
+                      "holdout_every": self.holdout_every}
+        if not stage.ship:  # an ablation stage: bundled under assets/weights/ablation once finished
             if summary["finished"]:
                 outcome["metrics"] = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
                 outcome["ledger"] = ledger_total(summary["ledger"])
+                keep_ablation(stage.name, candidate, summary, outcome["metrics"], validation, self.assets)
             return outcome
         before = self.shipped_score(stage.model, stage.scale)
         outcome["shipped_held_out_psnr"] = None if before is None else round(before, 4)
@@ -389,8 +395,7 @@ class Campaign:
         os.replace(tmp, target)
         metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
         entry = manifest_entry(stage.model, stage.scale, target, summary, metrics)
-        entry["validation"] = {"held_out_psnr": round(score, 4), "images": len(self.validation_pairs(stage.scale)),
-                               "holdout_every": self.holdout_every}
+        entry["validation"] = validation
         write_manifest(self.assets, [entry])
         outcome.update(shipped=True, metrics={k: round(v["psnr"], 3) for k, v in metrics.items()})
         return outcome
@@ -522,7 +527,8 @@ CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), 
 
 
 def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, height: int = 520) -> None:
-    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received."""
+    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received; the legend
+    gives each model's latest point."""
     from PIL import Image, ImageDraw, ImageFont
 
     if not points:
@@ -539,6 +545,9 @@ def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width:
     draw.rectangle([left, top, right, bottom], outline="black")
     for i in range(6):
         xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
+        if 0 < i < 5:
+            draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
+            draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
         draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
         draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
     draw.text(((left + right) // 2 - 60, height - 22), "CPU-hours in the ledger", fill="black", font=font)
@@ -550,7 +559,7 @@ def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width:
             draw.line(xy, fill=colour, width=2)
         for x, y in xy:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((right + 15, top + 18 * k), label, fill=colour, font=font)
+        draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colour, font=font)
     img.save(path, format="PNG")
 
 
@@ -621,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
     parser.add_argument("--plot", help="with --tables: also draw the learning curves (Set5 vs CPU-hours) into this PNG")
     parser.add_argument("--readme", help="with --tables: rewrite the blocks between <!-- NAME:begin --> and "
-                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks, recipe-sweeps) of this file")
+                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation) of this file")
     args = parser.parse_args(argv)
     benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
     campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
@@ -636,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
         blocks["campaign-chunks"] = history_table(campaign)
         blocks["recipe-sweeps"] = sweep_table(campaign)
+        blocks["ablation"] = ablation_table(read_ablation(campaign.assets))
         for name, block in blocks.items():
             print(f"### {name}\n\n{block}")
         if args.readme:

@@ -9,12 +9,15 @@ float weights) becomes a shipped file in ``assets/weights``:
 
 The shipped file is then evaluated *as shipped* (Y-PSNR/SSIM on the benchmark folders, border crop
 = scale) and recorded in ``manifest.json`` with its sha256, size, the run's training summary and the
-measured scores. Entries of other models are kept.
+measured scores. Entries of other models are kept. The campaign's finished ablation runs are
+bundled the same way under ``assets/weights/ablation`` (``keep_ablation``; see ``frb.ablation``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,10 +25,12 @@ import torch
 from safetensors.torch import save_file
 
 from frb import hub
+from frb.ablation import ablation_dir, read_ablation
 from frb.bitwise.export import save_packed
 from frb.evaluate import default_data_dirs, evaluate_model
 from frb.ledger import ledger_total, segment_from_summary
 from frb.models import SCALES, create_model, get_spec
+from frb.models.pretrained import weights_metadata
 from train.checkpoint import write_json
 
 
@@ -87,6 +92,31 @@ def write_manifest(assets: Path, entries: list[dict]) -> None:
     merged = [e for e in data.get("models", []) if (e["name"], e["scale"]) not in keys] + entries
     merged.sort(key=lambda e: (e["scale"], e["name"]))
     write_json(path, {**data, "models": merged})  # a Hub pin stays, and goes stale if a file changed
+
+
+def keep_ablation(stage: str, packed: Path, summary: dict, metrics: dict, validation: dict, assets: Path) -> dict:
+    """Bundle a finished ablation run: its packed file becomes ``<assets>/ablation/<stage>.safetensors``
+    and its entry (variant, sha256, scores, ledger; see ``frb.ablation``) replaces that stage's entry in
+    the ablation manifest, both written atomically. Returns the entry."""
+    folder = ablation_dir(assets)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{stage}.safetensors"
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(packed, tmp)
+    os.replace(tmp, target)
+    config = summary["config"]
+    options = json.loads(weights_metadata(target).get("method_options", "{}"))
+    entry = {
+        "stage": stage, "name": config["model"], "scale": config["scale"],
+        "srb": bool(options.get("second_order", True)),
+        "dbt_weight": float(config["dbt_weight"]) if config["dbt"] and config["teacher"] else 0.0,
+        "file": target.name, "bytes": target.stat().st_size, "sha256": hub.sha256_file(target),
+        "steps": summary["steps"], "metrics": metrics, "validation": validation,
+        "ledger": manifest_ledger(config["model"], config["scale"], summary),
+    }
+    others = [e for e in read_ablation(assets) if e["stage"] != stage]
+    write_json(folder / hub.MANIFEST_NAME, {"ablation": sorted(others + [entry], key=lambda e: e["stage"])})
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
-"""``python -m frb eval``: Y-PSNR / SSIM of one model, or of every model with weights, on benchmark folders.
+"""``python -m frb eval``: Y-PSNR / SSIM of one model, of every model with weights, or of the bundled
+ablation (``--ablation``), on benchmark folders.
 
-The protocol and the published-table comparison are ``frb.evaluate``'s; this module picks the
-weights (``--weights``, ``--weights-dir`` folders, else the bundled ones), runs, and writes the tables.
+The protocol and the published-table comparison are ``frb.evaluate``'s, the ablation's files and
+table ``frb.ablation``'s; this module picks the weights (``--weights``, ``--weights-dir`` folders,
+else the bundled ones), runs, and writes the tables.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from frb import hub
+from frb.ablation import ablation_table, load_variant, read_ablation, variant
 from frb.bitwise.runner import BACKENDS
 from frb.evaluate import (
     BENCHMARK_ROOT, bundled_weights, comparison_rows, default_data_dirs, evaluate_model, locate_weights,
@@ -41,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append", help="folder of HR images (repeatable); default Set5, Set14, B100")
     p.add_argument("--weights", help="safetensors weights file of --model (default: the bundled weights)")
     p.add_argument("--all", action="store_true", help="every model with weights (bundled, or in --weights-dir), plus bicubic")
+    p.add_argument("--ablation", action="store_true",
+                   help="measure the bundled ablation of FRB (vanilla / +SRB / +DBT / both, assets/weights/ablation)")
     p.add_argument("--weights-dir", action="append", help="folder of <name>_x<scale>.safetensors (repeatable) instead of the bundled weights")
     p.add_argument("--out", default="runs/eval", help="where --all writes results_x<scale>.md / .csv")
     p.add_argument("--device", default="", help="cpu, cuda, ... (default: cuda when available)")
@@ -56,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     folders = [Path(d) for d in args.data] if args.data else default_data_dirs()
     if not folders:
         raise SystemExit(f"no benchmark folders under {BENCHMARK_ROOT}; pass --data DIR")
+    if args.ablation:
+        if args.all or args.model or args.weights or args.weights_dir:
+            raise SystemExit("--ablation measures the bundled ablation files; give it without --model, --all or --weights")
+        return _run_ablation(args, device, folders)
     if args.all == (args.model is not None):
-        raise SystemExit("give either --model NAME or --all")
+        raise SystemExit("give either --model NAME, --all or --ablation")
 
     if args.all:
         resolvers = [weights_in(d) for d in args.weights_dir] if args.weights_dir else [bundled_weights]
@@ -98,4 +107,37 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(rows, args.scale), end="")
         if args.all:
             print(f"written: {Path(args.out) / f'results_x{args.scale}.md'} and .csv")
+    return 0
+
+
+def _run_ablation(args: argparse.Namespace, device: torch.device, folders: list[Path]) -> int:
+    """Every bundled ablation file, verified and measured again; the table of ``frb.ablation`` with
+    the scores measured now (the manifest's are printed beside them where they differ)."""
+    try:
+        entries = read_ablation()
+    except hub.WeightsError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    if not entries:
+        raise SystemExit("error: no ablation weights are bundled yet: the campaign's ablation stages "
+                         "(train/plan.toml) have not finished")
+    backend = "torch" if device.type != "cpu" else args.backend
+    measured = []
+    for entry in entries:
+        try:
+            model = load_variant(entry)
+        except hub.WeightsError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        metrics = evaluate_model(model, folders, int(entry["scale"]), device, args.tile, backend)
+        for bench, now in metrics.items():
+            before = entry["metrics"].get(bench)
+            if before is not None and abs(before["psnr"] - now["psnr"]) >= 0.005:
+                print(f"note: {variant(entry)} {bench}: {now['psnr']:.3f} dB now, {before['psnr']:.3f} in the manifest",
+                      file=sys.stderr)
+        measured.append({**entry, "metrics": metrics})
+    if args.json:
+        print(json.dumps({"device": str(device), "backend": backend, "ablation": [
+            {"variant": variant(e), **{k: e[k] for k in ("stage", "srb", "dbt_weight", "scale", "steps", "metrics")}}
+            for e in measured]}, indent=2))
+    else:
+        print(ablation_table(measured), end="")
     return 0
