@@ -364,3 +364,22 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
     damaged.write_bytes(bytes(data))
     with pytest.raises(SystemExit, match="ablation_vanilla_x2.safetensors do not match the manifest"):
         main(["eval", "--ablation", "--data", bench])
+
+
+def test_status_gives_the_time_left_at_each_models_measured_rate(tmp_path, data_root):
+    plan = PLAN + '\n[[stage]]\nname = "srresnet_x2.b"\nmodel = "srresnet"\nscale = 2\nsteps = 720\n'
+    campaign = campaign_with(tmp_path, data_root, plan, ())
+    first = campaign.plan.stages[0]
+    campaign.folder(first).mkdir(parents=True)
+    segments = [  # the shipped file's lineage (another run) does not count; pauses are not in "seconds"
+        {"run": "srresnet_x2", "steps_from": 0, "steps_to": 900, "seconds": 100.0},
+        {"run": first.name, "steps_from": 0, "steps_to": 1, "seconds": 1.0},
+        {"run": first.name, "steps_from": 1, "steps_to": 2, "seconds": 1.0}]
+    (campaign.folder(first) / "summary.json").write_text(json.dumps({"ledger": segments}))
+    campaign.save_record(first, {"finished": False, "chunks": [{"step": 2, "held_out_psnr": 30.0, "shipped": False}]})
+    assert campaign.step_rate(first) == 1.0 and campaign.step_rate(campaign.plan.stages[2]) == 1.0
+    assert campaign.step_rate(campaign.plan.stages[1]) is None  # frbc x2 has not trained here
+    lines = campaign.status()
+    assert lines[0].endswith("started, step 2/3, held-out 30.000 dB, ~0.0 h left at 1.00 steps/s")
+    assert lines[2].endswith("waiting, ~0.2 h left at 1.00 steps/s")  # 720 steps at srresnet x2's rate
+    assert lines[-1] == "left: ~0.2 h of training for the stages with a measured step rate; 1 stage(s) not measured yet"

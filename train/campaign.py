@@ -431,14 +431,38 @@ class Campaign:
             f"{verdict}; {describe(record['ledger'])}")
         return record
 
+    def step_rate(self, stage: Stage) -> float | None:
+        """Training steps per second of the stage's model and scale on this campaign's machines: its
+        own ledger segments (wall time with pauses left out), else those of the latest other stage of
+        the same model and scale; None before either has trained."""
+        for other in [stage] + [s for s in reversed(self.plan.stages) if (s.model, s.scale) == (stage.model, stage.scale)]:
+            summary = self.folder(other) / "summary.json"
+            segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
+            own = [seg for seg in segments if seg.get("run") == other.name and seg["seconds"] > 0]
+            if own:
+                return sum(seg["steps_to"] - seg["steps_from"] for seg in own) / sum(seg["seconds"] for seg in own)
+        return None
+
     def status(self) -> list[str]:
-        lines = []
+        """One line per stage (state, step, held-out score, time left at its measured rate), then the
+        time left of the whole plan."""
+        lines, hours_left, unmeasured = [], 0.0, []
         for stage in self.plan.stages:
             record = self.record(stage)
             last = record["chunks"][-1] if record["chunks"] else None
             state = "finished" if record["finished"] else ("started" if last else "waiting")
             detail = f", step {last['step']}/{stage.steps}, held-out {last['held_out_psnr']:.3f} dB" if last else ""
+            if not record["finished"]:
+                rate = self.step_rate(stage)
+                if rate is None:
+                    unmeasured.append(stage.name)
+                else:
+                    left = (stage.steps - (last["step"] if last else 0)) / rate / 3600
+                    hours_left += left
+                    detail += f", ~{left:.1f} h left at {rate:.2f} steps/s"
             lines.append(f"{stage.name:22s} {state}{detail}")
+        lines.append(f"left: ~{hours_left:.1f} h of training for the stages with a measured step rate"
+                     + (f"; {len(unmeasured)} stage(s) not measured yet" if unmeasured else ""))
         return lines
 
 
