@@ -61,7 +61,7 @@ from frb.layers import binary_layers
 from frb.ledger import describe, ledger_total, segment_from_summary
 from frb.models import MODELS, create_model, get_spec
 from frb.models.pretrained import weights_metadata
-from train.checkpoint import write_json
+from train.checkpoint import copy_file, write_json
 from train.data import held_out
 from train.loop import TrainingDiverged, train
 from train.presets import TrainConfig, config_from_args
@@ -246,8 +246,9 @@ class Campaign:
     def choose_recipe(self, stage: Stage) -> dict[str, Any]:
         """The swept flags of the best finished trial (held-out PSNR), chosen once, when the stage
         starts, and kept in its ``recipe.json``; empty (the stage's own flags) if no trial scored."""
-        if self.recipe_choice(stage) is not None:
-            return self.recipe(stage)
+        choice = self.recipe_choice(stage)
+        if choice is not None:
+            return dict(choice["flags"])
         scored = []
         for trial in self.trials(stage):
             chunks = self.record(trial)["chunks"]
@@ -390,9 +391,7 @@ class Campaign:
         if before is not None and score <= before:
             return outcome
         target = self.assets / candidate.name
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.copyfile(candidate, tmp)
-        os.replace(tmp, target)
+        copy_file(candidate, target)
         metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
         entry = manifest_entry(stage.model, stage.scale, target, summary, metrics)
         entry["validation"] = validation
@@ -431,14 +430,18 @@ class Campaign:
             f"{verdict}; {describe(record['ledger'])}")
         return record
 
+    def own_segments(self, stage: Stage) -> list[dict[str, Any]]:
+        """The ledger segments the stage's own run added (not those of the weights it started from)."""
+        summary = self.folder(stage) / "summary.json"
+        segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
+        return [seg for seg in segments if seg.get("run") == stage.name]
+
     def step_rate(self, stage: Stage) -> float | None:
         """Training steps per second of the stage's model and scale on this campaign's machines: its
         own ledger segments (wall time with pauses left out), else those of the latest other stage of
         the same model and scale; None before either has trained."""
         for other in [stage] + [s for s in reversed(self.plan.stages) if (s.model, s.scale) == (stage.model, stage.scale)]:
-            summary = self.folder(other) / "summary.json"
-            segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
-            own = [seg for seg in segments if seg.get("run") == other.name and seg["seconds"] > 0]
+            own = [seg for seg in self.own_segments(other) if seg["seconds"] > 0]
             if own:
                 return sum(seg["steps_to"] - seg["steps_from"] for seg in own) / sum(seg["seconds"] for seg in own)
         return None
@@ -626,9 +629,7 @@ def sweep_table(campaign: "Campaign") -> str:
              "|---|---|---|---|---|---|---|"]
     for trial in (t for t in campaign.plan.stages if t.sweep):
         chunks = campaign.record(trial)["chunks"]
-        summary = campaign.folder(trial) / "summary.json"
-        segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
-        hours = sum(seg["cpu_seconds"] for seg in segments if seg.get("run") == trial.name) / 3600
+        hours = sum(seg["cpu_seconds"] for seg in campaign.own_segments(trial)) / 3600
         flags = ", ".join(f"{k} {v}" for k, v in trial.grid.items())
         score = f"{chunks[-1]['held_out_psnr']:.3f}" if chunks else ""
         lines.append(f"| {trial.sweep} | {trial.model} x{trial.scale} | {flags} | {chunks[-1]['step'] if chunks else 0}/"

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ def _atomic_write(path: Path, write: Any) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def copy_file(source: str | Path, target: str | Path) -> None:
+    """Copy ``source`` over ``target`` atomically (a kill never leaves half a file there)."""
+    _atomic_write(Path(target), lambda tmp: shutil.copyfile(source, tmp))
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

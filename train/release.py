@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from frb.evaluate import default_data_dirs, evaluate_model
 from frb.ledger import ledger_total, segment_from_summary
 from frb.models import SCALES, create_model, get_spec
 from frb.models.pretrained import weights_metadata
-from train.checkpoint import write_json
+from train.checkpoint import copy_file, write_json
 
 
 def ship(name: str, scale: int, trained: Path, assets: Path, **method_options: object) -> Path:
@@ -101,9 +99,7 @@ def keep_ablation(stage: str, packed: Path, summary: dict, metrics: dict, valida
     folder = ablation_dir(assets)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{stage}.safetensors"
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(packed, tmp)
-    os.replace(tmp, target)
+    copy_file(packed, target)
     config = summary["config"]
     options = json.loads(weights_metadata(target).get("method_options", "{}"))
     entry = {

@@ -61,12 +61,16 @@ def run(args: argparse.Namespace) -> int:
     folders = [Path(d) for d in args.data] if args.data else default_data_dirs()
     if not folders:
         raise SystemExit(f"no benchmark folders under {BENCHMARK_ROOT}; pass --data DIR")
-    if args.ablation:
-        if args.all or args.model or args.weights or args.weights_dir:
-            raise SystemExit("--ablation measures the bundled ablation files; give it without --model, --all or --weights")
-        return _run_ablation(args, device, folders)
-    if args.all == (args.model is not None):
+    if args.ablation and (args.all or args.model or args.weights or args.weights_dir):
+        raise SystemExit("--ablation measures the bundled ablation files; give it without --model, --all or --weights")
+    if not args.ablation and args.all == (args.model is not None):
         raise SystemExit("give either --model NAME, --all or --ablation")
+    backend = args.backend
+    if backend == "bitwise" and device.type != "cpu":
+        print(f"note: the bitwise engine runs on the CPU only; evaluating on {device} with torch", file=sys.stderr)
+        backend = "torch"
+    if args.ablation:
+        return _run_ablation(args, device, backend, folders)
 
     if args.all:
         resolvers = [weights_in(d) for d in args.weights_dir] if args.weights_dir else [bundled_weights]
@@ -80,10 +84,6 @@ def run(args: argparse.Namespace) -> int:
         names = [args.model]
         weights = {args.model: Path(args.weights) if args.weights else bundled_weights(args.model, args.scale)}
 
-    backend = args.backend
-    if backend == "bitwise" and device.type != "cpu":
-        print(f"note: the bitwise engine runs on the CPU only; evaluating on {device} with torch", file=sys.stderr)
-        backend = "torch"
     results = {}
     for name in names:
         try:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_ablation(args: argparse.Namespace, device: torch.device, folders: list[Path]) -> int:
+def _run_ablation(args: argparse.Namespace, device: torch.device, backend: str, folders: list[Path]) -> int:
     """Every bundled ablation file, verified and measured again; the table of ``frb.ablation`` with
     the scores measured now (the manifest's are printed beside them where they differ)."""
     try:
@@ -120,7 +120,6 @@ def _run_ablation(args: argparse.Namespace, device: torch.device, folders: list[
     if not entries:
         raise SystemExit("error: no ablation weights are bundled yet: the campaign's ablation stages "
                          "(train/plan.toml) have not finished")
-    backend = "torch" if device.type != "cpu" else args.backend
     measured = []
     for entry in entries:
         try:
