@@ -13,7 +13,7 @@ teacher at the same steps) keep their finished weights in ``assets/weights/ablat
 packed as users run them, each with one entry in that folder's ``manifest.json``: the variant
 (``srb``, ``dbt_weight``), sha256, the scores measured on the file, the run's held-out score and its
 compute ledger. ``python -m frb eval --ablation`` measures the files again;
-``python -m train.campaign --tables`` prints the README's table from the manifest.
+``python -m train.report`` prints the README's table from the manifest.
 """
 from __future__ import annotations
 

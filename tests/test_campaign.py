@@ -201,7 +201,7 @@ def test_a_new_stage_starts_from_the_better_of_an_earlier_export_and_the_shipped
 
 
 def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root):
-    from train.campaign import curve_points, plot_curves
+    from train.report import curve_points, plot_curves
 
     campaign = campaign_with(tmp_path, data_root, PLAN, ())
     first, second = campaign.plan.stages
@@ -218,12 +218,34 @@ def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root)
 
 
 def test_readme_blocks_are_replaced_between_their_markers_only():
-    from train.campaign import replace_blocks
+    from train.report import replace_blocks
 
     text = "intro\n<!-- a:begin -->\nold\n<!-- a:end -->\nrest\n"
     assert replace_blocks(text, {"a": "new\n"}) == "intro\n<!-- a:begin -->\nnew\n<!-- a:end -->\nrest\n"
     with pytest.raises(ValueError, match="expected one <!-- b:begin -->"):
         replace_blocks(text, {"b": "x\n"})
+
+
+def test_the_report_rewrites_only_its_readme_blocks_and_draws_the_curves(tmp_path, data_root, capsys):
+    from train.report import main
+
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    names = ("results-x4", "results-x2", "campaign-chunks", "recipe-sweeps", "ablation")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n" + "".join(f"<!-- {n}:begin -->\nold\n<!-- {n}:end -->\ntext {n}\n" for n in names))
+    where = ["--plan", str(tmp_path / "plan.toml"), "--runs", str(campaign.runs), "--assets", str(campaign.assets),
+             "--benchmarks", *map(str, campaign.benchmarks), "--readme", str(readme)]
+    assert main([*where, "--plot", str(tmp_path / "curves.png")]) == 1
+    assert "has a Set5 score yet" in capsys.readouterr().err and not (tmp_path / "curves.png").exists()
+    text = readme.read_text()
+    assert "old" not in text and all(f"text {n}\n" in text for n in names) and text.startswith("intro\n")
+    x2 = text.split("<!-- results-x2:begin -->")[1].split("<!-- results-x2:end -->")[0]
+    assert "| bicubic |" in x2 and "| srresnet |" in x2 and "| frbc |" not in x2  # only what is shipped
+    first = campaign.plan.stages[0]
+    campaign.save_record(first, {"finished": False, "chunks": [
+        {"step": 3, "held_out_psnr": 30.0, "shipped": True, "cpu_hours": 0.5, "Set5_psnr": 36.1}]})
+    assert main([*where, "--plot", str(tmp_path / "curves.png")]) == 0
+    assert "| srresnet_x2.a | 3 | 0.50 | 30.000 |" in readme.read_text() and (tmp_path / "curves.png").is_file()
 
 
 SWEEP_PLAN = PLAN + """
@@ -262,7 +284,7 @@ def test_a_sweep_expands_into_one_unshipped_trial_per_model_and_grid_point(tmp_p
 
 
 def test_a_stage_takes_its_models_best_trial_once_when_it_starts(tmp_path, data_root):
-    from train.campaign import history_table, sweep_table
+    from train.report import history_table, sweep_table
 
     campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
     for stage in campaign.plan.stages[:2]:

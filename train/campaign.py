@@ -50,16 +50,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from frb import hub
-from frb.ablation import ablation_table, read_ablation
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
-    BENCHMARK_SETS, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, published_results,
-    published_row, set_name, weights_file_name,
+    Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name, weights_file_name,
 )
 from frb.imaging import load_image, make_lr
 from frb.layers import binary_layers
 from frb.ledger import describe, ledger_total, segment_from_summary
-from frb.models import MODELS, create_model, get_spec
+from frb.models import create_model, get_spec
 from frb.models.pretrained import weights_metadata
 from train.checkpoint import copy_file, write_json
 from train.data import held_out
@@ -508,178 +506,35 @@ def shipped_ledger(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Tables for the README
-# --------------------------------------------------------------------------------------------
-
-
-def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, dict[str, float]]) -> str:
-    """The README's results table at ``scale`` from manifest entries: scores measured on the shipped
-    files (bicubic's measured here, ``bicubic``), the published numbers beside them, and each model's
-    compute from its ledger."""
-    published = published_results()
-    cell = lambda m: f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else ""
-    lines = ["| model | " + " | ".join(BENCHMARK_SETS) + " | published " + " / ".join(BENCHMARK_SETS) + " | compute (ledger) |",
-             "|---|" + "---|" * (len(BENCHMARK_SETS) + 2)]
-    for name in MODELS:
-        entry = {"metrics": bicubic} if name == "bicubic" else next(
-            (e for e in entries if e["name"] == name and e["scale"] == scale), None)
-        if entry is None:
-            continue
-        ref = published_row(name, scale, published)
-        pub = " / ".join(f"{float(ref[f'{b}_psnr']):.2f}" if ref and ref.get(f"{b}_psnr") else "-" for b in BENCHMARK_SETS)
-        scores = " | ".join(cell(entry["metrics"].get(b)) for b in BENCHMARK_SETS)
-        lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if get_spec(name).needs_weights else '-'} |")
-    bar = [r for r in published if r["method"] == "bbcu_l" and int(r["scale"]) == scale]
-    if bar:
-        pub = " / ".join(f"{float(bar[0][f'{b}_psnr']):.2f}" for b in BENCHMARK_SETS)
-        lines.append(f"| BBCU-L (the bar FRB beats; published only) |{' |' * len(BENCHMARK_SETS)} {pub} | - |")
-    return "\n".join(lines) + "\n"
-
-
-def curve_points(campaign: "Campaign") -> dict[str, list[tuple[float, float]]]:
-    """Per model and scale (``"frbc x4"``): (CPU-hours in its ledger, Set5 Y-PSNR) after every chunk."""
-    points: dict[str, list[tuple[float, float]]] = {}
-    for stage in campaign.plan.stages:
-        if not stage.ship:
-            continue
-        for chunk in campaign.record(stage)["chunks"]:
-            psnr = chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
-            if psnr is not None and chunk.get("cpu_hours") is not None:
-                points.setdefault(f"{stage.model} x{stage.scale}", []).append((chunk["cpu_hours"], float(psnr)))
-    return points
-
-
-CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
-                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34)]
-
-
-def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, height: int = 520) -> None:
-    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received; the legend
-    gives each model's latest point."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    if not points:
-        raise ValueError("no chunk has a learning-curve point yet")
-    xs = [x for pts in points.values() for x, _ in pts]
-    ys = [y for pts in points.values() for _, y in pts]
-    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
-    y0, y1 = min(ys) - 0.2, max(ys) + 0.2
-    left, top, right, bottom = 70, 30, width - 200, height - 50
-    px = lambda x: left + (x - x0) / (x1 - x0) * (right - left)
-    py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
-    img = Image.new("RGB", (width, height), "white")
-    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
-    draw.rectangle([left, top, right, bottom], outline="black")
-    for i in range(6):
-        xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
-        if 0 < i < 5:
-            draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
-            draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
-        draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
-        draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
-    draw.text(((left + right) // 2 - 60, height - 22), "CPU-hours in the ledger", fill="black", font=font)
-    draw.text((left, 8), f"{CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
-    for k, (label, pts) in enumerate(sorted(points.items())):
-        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
-        xy = [(px(x), py(y)) for x, y in sorted(pts)]
-        if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2)
-        for x, y in xy:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colour, font=font)
-    img.save(path, format="PNG")
-
-
-def replace_blocks(text: str, blocks: dict[str, str]) -> str:
-    """``text`` with the lines between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` replaced by ``blocks[NAME]``."""
-    for name, block in blocks.items():
-        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-        if text.count(begin) != 1 or text.count(end) != 1:
-            raise ValueError(f"expected one {begin} ... {end} block")
-        head, rest = text.split(begin)
-        text = head + begin + "\n" + block + end + rest.split(end, 1)[1]
-    return text
-
-
-def history_table(campaign: "Campaign") -> str:
-    """Every chunk of the campaign's stages (not its recipe trials): stage, step, cumulative CPU-hours of
-    the model, held-out PSNR, shipped."""
-    lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
-             "|---|---|---|---|---|---|---|"]
-    for stage in campaign.plan.stages:
-        if stage.sweep:  # recipe trials have their own table (sweep_table)
-            continue
-        for chunk in campaign.record(stage)["chunks"]:
-            hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
-            lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
-                         f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | "
-                         f"{'yes' if chunk['shipped'] else 'no'} | {'' if curve is None else f'{curve:.2f}'} |")
-    return "\n".join(lines) + "\n"
-
-
-def sweep_table(campaign: "Campaign") -> str:
-    """Every recipe trial: its grid values, steps, its own CPU-hours, held-out PSNR, and the stages
-    whose recipe chose it."""
-    chosen: dict[str, list[str]] = {}
-    for stage in campaign.plan.stages:
-        choice = campaign.recipe_choice(stage) if stage.recipe else None
-        if choice is not None:
-            chosen.setdefault(choice["trial"], []).append(stage.name)
-    lines = ["| sweep | model | flags | steps | trial CPU-h | held-out Y-PSNR | chosen by |",
-             "|---|---|---|---|---|---|---|"]
-    for trial in (t for t in campaign.plan.stages if t.sweep):
-        chunks = campaign.record(trial)["chunks"]
-        hours = sum(seg["cpu_seconds"] for seg in campaign.own_segments(trial)) / 3600
-        flags = ", ".join(f"{k} {v}" for k, v in trial.grid.items())
-        score = f"{chunks[-1]['held_out_psnr']:.3f}" if chunks else ""
-        lines.append(f"| {trial.sweep} | {trial.model} x{trial.scale} | {flags} | {chunks[-1]['step'] if chunks else 0}/"
-                     f"{trial.steps} | {hours:.2f} | {score} | {', '.join(chosen.get(trial.name, []))} |")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, help="wall-clock budget of this session of the campaign")
+def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that say which campaign: its plan, run state, shipped weights, data and device."""
     parser.add_argument("--plan", default=str(PLAN))
     parser.add_argument("--runs", default=str(default_runs_dir()), help="run state (default $FRB_RUNS_DIR or ~/.cache/frb-sr/runs)")
     parser.add_argument("--assets", default=str(hub.ASSETS_DIR), help="shipped weights and their manifest")
     parser.add_argument("--data", nargs="+", help="training folders (default: the preset's); validation is held out of them")
     parser.add_argument("--benchmarks", nargs="+", help="HR folders scored after shipping (default Set5, Set14, B100)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
-    parser.add_argument("--tables", action="store_true", help="print the README's results tables and the chunk history, and exit")
-    parser.add_argument("--plot", help="with --tables: also draw the learning curves (Set5 vs CPU-hours) into this PNG")
-    parser.add_argument("--readme", help="with --tables: rewrite the blocks between <!-- NAME:begin --> and "
-                                         "<!-- NAME:end --> (results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation) of this file")
-    args = parser.parse_args(argv)
+
+
+def campaign_from_args(args: argparse.Namespace) -> Campaign:
     benchmarks = [Path(b) for b in args.benchmarks] if args.benchmarks else None
-    campaign = Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
+    return Campaign(load_plan(Path(args.plan)), Path(args.runs), Path(args.assets), args.data, benchmarks, args.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.splitlines()[0],
+                                     epilog="The README's tables and learning curves: python -m train.report")
+    parser.add_argument("--hours", type=float, help="wall-clock budget of this session of the campaign")
+    add_campaign_arguments(parser)
+    parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
+    args = parser.parse_args(argv)
+    campaign = campaign_from_args(args)
     if args.status:
         print("\n".join(campaign.status()))
-        return 0
-    if args.tables:
-        entries = hub.read_manifest(campaign.assets)
-        blocks = {}
-        for scale in (4, 2):
-            bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
-            blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
-        blocks["campaign-chunks"] = history_table(campaign)
-        blocks["recipe-sweeps"] = sweep_table(campaign)
-        blocks["ablation"] = ablation_table(read_ablation(campaign.assets))
-        for name, block in blocks.items():
-            print(f"### {name}\n\n{block}")
-        if args.readme:
-            readme = Path(args.readme)
-            readme.write_text(replace_blocks(readme.read_text(), blocks))
-            print(f"rewrote {', '.join(blocks)} in {readme}")
-        if args.plot:
-            plot_curves(curve_points(campaign), Path(args.plot))
-            print(f"written: {args.plot}")
         return 0
     if not args.hours:
         parser.error("--hours is required (or --status)")

@@ -1,0 +1,194 @@
+"""The campaign's report: ``python -m train.report``, the README's tables and learning curves.
+
+Everything here is read from what the campaign wrote, never measured by guessing: the results
+tables from the shipped files' manifest (their scores were measured on those files; bicubic is
+measured here), the chunk history and the recipe sweeps from the stages' records in the run
+folder, the ablation table from ``assets/weights/ablation/manifest.json``, and the learning curves
+(Set5 Y-PSNR against the CPU-hours in each model's ledger) from the chunks' Set5 scores.
+
+``--readme README.md`` rewrites the blocks between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
+(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation); ``--plot FILE.png`` draws the
+curves. Without them the blocks are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from frb import hub
+from frb.ablation import ablation_table, read_ablation
+from frb.evaluate import BENCHMARK_SETS, evaluate_model, published_results, published_row
+from frb.models import MODELS, create_model, get_spec
+from train.campaign import CURVE_SET, Campaign, add_campaign_arguments, campaign_from_args
+
+
+def results_table(entries: list[dict[str, Any]], scale: int, bicubic: dict[str, dict[str, float]]) -> str:
+    """The README's results table at ``scale`` from manifest entries: scores measured on the shipped
+    files (bicubic's measured here, ``bicubic``), the published numbers beside them, and each model's
+    compute from its ledger."""
+    published = published_results()
+    cell = lambda m: f"{m['psnr']:.2f} / {m['ssim']:.4f}" if m else ""
+    lines = ["| model | " + " | ".join(BENCHMARK_SETS) + " | published " + " / ".join(BENCHMARK_SETS) + " | compute (ledger) |",
+             "|---|" + "---|" * (len(BENCHMARK_SETS) + 2)]
+    for name in MODELS:
+        entry = {"metrics": bicubic} if name == "bicubic" else next(
+            (e for e in entries if e["name"] == name and e["scale"] == scale), None)
+        if entry is None:
+            continue
+        ref = published_row(name, scale, published)
+        pub = " / ".join(f"{float(ref[f'{b}_psnr']):.2f}" if ref and ref.get(f"{b}_psnr") else "-" for b in BENCHMARK_SETS)
+        scores = " | ".join(cell(entry["metrics"].get(b)) for b in BENCHMARK_SETS)
+        lines.append(f"| {name} | {scores} | {pub} | {hub.compute_used(entry) if get_spec(name).needs_weights else '-'} |")
+    bar = [r for r in published if r["method"] == "bbcu_l" and int(r["scale"]) == scale]
+    if bar:
+        pub = " / ".join(f"{float(bar[0][f'{b}_psnr']):.2f}" for b in BENCHMARK_SETS)
+        lines.append(f"| BBCU-L (the bar FRB beats; published only) |{' |' * len(BENCHMARK_SETS)} {pub} | - |")
+    return "\n".join(lines) + "\n"
+
+
+def curve_points(campaign: Campaign) -> dict[str, list[tuple[float, float]]]:
+    """Per model and scale (``"frbc x4"``): (CPU-hours in its ledger, Set5 Y-PSNR) after every chunk."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for stage in campaign.plan.stages:
+        if not stage.ship:
+            continue
+        for chunk in campaign.record(stage)["chunks"]:
+            psnr = chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
+            if psnr is not None and chunk.get("cpu_hours") is not None:
+                points.setdefault(f"{stage.model} x{stage.scale}", []).append((chunk["cpu_hours"], float(psnr)))
+    return points
+
+
+CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
+                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34)]
+
+
+def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, height: int = 520) -> None:
+    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received; the legend
+    gives each model's latest point."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not points:
+        raise ValueError("no chunk has a learning-curve point yet")
+    xs = [x for pts in points.values() for x, _ in pts]
+    ys = [y for pts in points.values() for _, y in pts]
+    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
+    y0, y1 = min(ys) - 0.2, max(ys) + 0.2
+    left, top, right, bottom = 70, 30, width - 200, height - 50
+    px = lambda x: left + (x - x0) / (x1 - x0) * (right - left)
+    py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
+    img = Image.new("RGB", (width, height), "white")
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for i in range(6):
+        xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
+        if 0 < i < 5:
+            draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
+            draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
+        draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
+        draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
+    draw.text(((left + right) // 2 - 60, height - 22), "CPU-hours in the ledger", fill="black", font=font)
+    draw.text((left, 8), f"{CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
+    for k, (label, pts) in enumerate(sorted(points.items())):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        xy = [(px(x), py(y)) for x, y in sorted(pts)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for x, y in xy:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colour, font=font)
+    img.save(path, format="PNG")
+
+
+def replace_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with the lines between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` replaced by ``blocks[NAME]``."""
+    for name, block in blocks.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise ValueError(f"expected one {begin} ... {end} block")
+        head, rest = text.split(begin)
+        text = head + begin + "\n" + block + end + rest.split(end, 1)[1]
+    return text
+
+
+def history_table(campaign: Campaign) -> str:
+    """Every chunk of the campaign's stages (not its recipe trials): stage, step, cumulative CPU-hours of
+    the model, held-out PSNR, shipped."""
+    lines = [f"| stage | step | model CPU-h (ledger) | held-out Y-PSNR | shipped file's | shipped | {CURVE_SET} |",
+             "|---|---|---|---|---|---|---|"]
+    for stage in campaign.plan.stages:
+        if stage.sweep:  # recipe trials have their own table (sweep_table)
+            continue
+        for chunk in campaign.record(stage)["chunks"]:
+            hours, curve = chunk.get("cpu_hours"), chunk.get(f"{CURVE_SET}_psnr") or (chunk.get("metrics") or {}).get(CURVE_SET)
+            lines.append(f"| {stage.name} | {chunk['step']} | {'' if hours is None else f'{hours:.2f}'} | "
+                         f"{chunk['held_out_psnr']:.3f} | {chunk.get('shipped_held_out_psnr') or ''} | "
+                         f"{'yes' if chunk['shipped'] else 'no'} | {'' if curve is None else f'{curve:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(campaign: Campaign) -> str:
+    """Every recipe trial: its grid values, steps, its own CPU-hours, held-out PSNR, and the stages
+    whose recipe chose it."""
+    chosen: dict[str, list[str]] = {}
+    for stage in campaign.plan.stages:
+        choice = campaign.recipe_choice(stage) if stage.recipe else None
+        if choice is not None:
+            chosen.setdefault(choice["trial"], []).append(stage.name)
+    lines = ["| sweep | model | flags | steps | trial CPU-h | held-out Y-PSNR | chosen by |",
+             "|---|---|---|---|---|---|---|"]
+    for trial in (t for t in campaign.plan.stages if t.sweep):
+        chunks = campaign.record(trial)["chunks"]
+        hours = sum(seg["cpu_seconds"] for seg in campaign.own_segments(trial)) / 3600
+        flags = ", ".join(f"{k} {v}" for k, v in trial.grid.items())
+        score = f"{chunks[-1]['held_out_psnr']:.3f}" if chunks else ""
+        lines.append(f"| {trial.sweep} | {trial.model} x{trial.scale} | {flags} | {chunks[-1]['step'] if chunks else 0}/"
+                     f"{trial.steps} | {hours:.2f} | {score} | {', '.join(chosen.get(trial.name, []))} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_blocks(campaign: Campaign) -> dict[str, str]:
+    """Every README block the report owns, by name."""
+    entries = hub.read_manifest(campaign.assets)
+    blocks = {}
+    for scale in (4, 2):
+        bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
+        blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
+    blocks["campaign-chunks"] = history_table(campaign)
+    blocks["recipe-sweeps"] = sweep_table(campaign)
+    blocks["ablation"] = ablation_table(read_ablation(campaign.assets))
+    return blocks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.splitlines()[0])
+    add_campaign_arguments(parser)
+    parser.add_argument("--readme", help="rewrite the blocks between <!-- NAME:begin --> and <!-- NAME:end --> "
+                                         "(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation) of this file")
+    parser.add_argument("--plot", help="also draw the learning curves (Set5 vs CPU-hours) into this PNG")
+    args = parser.parse_args(argv)
+    campaign = campaign_from_args(args)
+    blocks = readme_blocks(campaign)
+    if args.readme:
+        readme = Path(args.readme)
+        readme.write_text(replace_blocks(readme.read_text(), blocks))
+        print(f"rewrote {', '.join(blocks)} in {readme}")
+    else:
+        for name, block in blocks.items():
+            print(f"### {name}\n\n{block}")
+    if args.plot:
+        points = curve_points(campaign)
+        if not points:
+            print(f"error: no campaign chunk in {campaign.runs} has a Set5 score yet; {args.plot} not drawn", file=sys.stderr)
+            return 1
+        plot_curves(points, Path(args.plot))
+        print(f"written: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
