@@ -230,7 +230,7 @@ def test_the_report_rewrites_only_its_readme_blocks_and_draws_the_curves(tmp_pat
     from train.report import main
 
     campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
-    names = ("results-x4", "results-x2", "campaign-chunks", "recipe-sweeps", "ablation")
+    names = ("results-x4", "results-x2", "campaign-chunks", "recipe-sweeps", "ablation", "table1")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n" + "".join(f"<!-- {n}:begin -->\nold\n<!-- {n}:end -->\ntext {n}\n" for n in names))
     where = ["--plan", str(tmp_path / "plan.toml"), "--runs", str(campaign.runs), "--assets", str(campaign.assets),
@@ -241,11 +241,25 @@ def test_the_report_rewrites_only_its_readme_blocks_and_draws_the_curves(tmp_pat
     assert "old" not in text and all(f"text {n}\n" in text for n in names) and text.startswith("intro\n")
     x2 = text.split("<!-- results-x2:begin -->")[1].split("<!-- results-x2:end -->")[0]
     assert "| bicubic |" in x2 and "| srresnet |" in x2 and "| frbc |" not in x2  # only what is shipped
+    assert "No srresnet x4 weights are shipped yet" in text  # Table 1 needs FRBC x4's teacher
     first = campaign.plan.stages[0]
     campaign.save_record(first, {"finished": False, "chunks": [
         {"step": 3, "held_out_psnr": 30.0, "shipped": True, "cpu_hours": 0.5, "Set5_psnr": 36.1}]})
     assert main([*where, "--plot", str(tmp_path / "curves.png")]) == 0
     assert "| srresnet_x2.a | 3 | 0.50 | 30.000 |" in readme.read_text() and (tmp_path / "curves.png").is_file()
+
+
+def test_the_readmes_table1_is_the_kernel_views_for_the_shipped_teacher(tmp_path):
+    from frb.kernel_view import kernel_view
+    from train.report import table1_block
+
+    campaign = Campaign(load_plan(), tmp_path / "runs", hub.ASSETS_DIR, data=[str(tmp_path)])
+    if campaign.shipped_path("srresnet", 4) is None:
+        pytest.skip("no bundled SRResNet x4 weights")
+    table = table1_block(campaign)
+    for channel, vanilla, frb, improvement in kernel_view("frbc", "body.0.conv1", 4).rows[:12]:
+        assert f"| {channel} | {vanilla:.4f} | {frb:.4f} | {improvement:.1f} |" in table
+    assert "| range, FRB supplement Table 1 | 0.5942-0.6679 | 0.3321-0.5153 | 22.32-44.10 |" in table
 
 
 SWEEP_PLAN = PLAN + """

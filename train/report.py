@@ -4,11 +4,12 @@ Everything here is read from what the campaign wrote, never measured by guessing
 tables from the shipped files' manifest (their scores were measured on those files; bicubic is
 measured here), the chunk history and the recipe sweeps from the stages' records in the run
 folder, the ablation table from ``assets/weights/ablation/manifest.json``, and the learning curves
-(Set5 Y-PSNR against the CPU-hours in each model's ledger) from the chunks' Set5 scores.
+(Set5 Y-PSNR against the CPU-hours in each model's ledger) from the chunks' Set5 scores, and the
+FRB supplement's Table 1 against ours from the shipped SRResNet x4 (FRBC's teacher).
 
 ``--readme README.md`` rewrites the blocks between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
-(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation); ``--plot FILE.png`` draws the
-curves. Without them the blocks are printed.
+(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation, table1); ``--plot FILE.png`` draws
+the curves. Without them the blocks are printed.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 from frb import hub
 from frb.ablation import ablation_table, read_ablation
 from frb.evaluate import BENCHMARK_SETS, evaluate_model, published_results, published_row
+from frb.kernel_view import DEFAULT_LAYER, NUM_CHANNELS, SUPPLEMENT_TABLE1, TABLE_HEADERS, weight_error_rows
 from frb.models import MODELS, create_model, get_spec
 from train.campaign import CURVE_SET, Campaign, add_campaign_arguments, campaign_from_args
 
@@ -151,6 +153,30 @@ def sweep_table(campaign: Campaign) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table1_block(campaign: Campaign, model: str = "frbc", scale: int = 4) -> str:
+    """The FRB supplement's Table 1 against ours: relative errors of the vanilla and FRB binarization of
+    the first output channels of ``DEFAULT_LAYER`` in ``model``'s shipped full-precision teacher (the
+    weights the student starts from, ``frb.kernel_view``), their ranges, and the supplement's ranges."""
+    teacher = get_spec(model).teacher
+    path = campaign.shipped_path(teacher, scale)
+    if path is None:
+        return f"No {teacher} x{scale} weights are shipped yet: Table 1 appears here when they are.\n"
+    weight = create_model(teacher, scale, pretrained=path).get_submodule(DEFAULT_LAYER).weight.detach()
+    rows = weight_error_rows(weight)[:NUM_CHANNELS]
+    lines = [f"FRB supplement Table 1 against ours: the first {NUM_CHANNELS} output channels of {teacher} x{scale}'s "
+             f"`{DEFAULT_LAYER}` (`{path.name}`, sha256 {hub.sha256_file(path)[:12]}), relative error "
+             "`sum|W - W_b| / sum|W|` of the vanilla (`mean|W_c| sign(W)`) and the FRB (two bases) binarization:",
+             "", "| " + " | ".join(TABLE_HEADERS) + " |", "|" + "---|" * len(TABLE_HEADERS)]
+    lines += [f"| {c} | {v:.4f} | {f:.4f} | {i:.1f} |" for c, v, f, i in rows]
+    ours = [(min(r[k] for r in rows), max(r[k] for r in rows)) for k in (1, 2, 3)]
+    lines.append(f"| range, ours | {ours[0][0]:.4f}-{ours[0][1]:.4f} | {ours[1][0]:.4f}-{ours[1][1]:.4f} | "
+                 f"{ours[2][0]:.1f}-{ours[2][1]:.1f} |")
+    paper = [SUPPLEMENT_TABLE1[h] for h in TABLE_HEADERS[1:]]
+    lines.append(f"| range, FRB supplement Table 1 | {paper[0][0]:.4f}-{paper[0][1]:.4f} | {paper[1][0]:.4f}-"
+                 f"{paper[1][1]:.4f} | {paper[2][0]:.2f}-{paper[2][1]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def readme_blocks(campaign: Campaign) -> dict[str, str]:
     """Every README block the report owns, by name."""
     entries = hub.read_manifest(campaign.assets)
@@ -161,6 +187,7 @@ def readme_blocks(campaign: Campaign) -> dict[str, str]:
     blocks["campaign-chunks"] = history_table(campaign)
     blocks["recipe-sweeps"] = sweep_table(campaign)
     blocks["ablation"] = ablation_table(read_ablation(campaign.assets))
+    blocks["table1"] = table1_block(campaign)
     return blocks
 
 
@@ -168,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.splitlines()[0])
     add_campaign_arguments(parser)
     parser.add_argument("--readme", help="rewrite the blocks between <!-- NAME:begin --> and <!-- NAME:end --> "
-                                         "(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation) of this file")
+                                         "(results-x4, results-x2, campaign-chunks, recipe-sweeps, ablation, table1) of this file")
     parser.add_argument("--plot", help="also draw the learning curves (Set5 vs CPU-hours) into this PNG")
     args = parser.parse_args(argv)
     campaign = campaign_from_args(args)
