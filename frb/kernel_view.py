@@ -82,6 +82,12 @@ def binarize_weights(w: Tensor) -> tuple[Tensor, Tensor]:
     return _combine(ChannelMeanSign().bases(w)), _combine(SecondOrderResidualSign().bases(w))
 
 
+def _binarized_arrays(w: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w`` and its vanilla and FRB binarizations as float64 arrays."""
+    vanilla, frb = binarize_weights(w)
+    return tuple(t.numpy().astype(np.float64) for t in (w, vanilla, frb))
+
+
 def relative_errors(w: np.ndarray, wb: np.ndarray) -> np.ndarray:
     """Per output channel: sum|W_c - Wb_c| / sum|W_c|."""
     w2, wb2 = w.reshape(len(w), -1), wb.reshape(len(wb), -1)
@@ -207,8 +213,7 @@ def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, chann
                 allow_random: bool = False) -> KernelView:
     """Kernel grids and relative errors of ``layer`` (default: ``default_layer``) of a binarized model."""
     layer, w, stored, notice = layer_weights(model_name, layer, scale, allow_random)
-    vanilla, frb = (t.numpy().astype(np.float64) for t in binarize_weights(w))
-    w_np = w.numpy().astype(np.float64)
+    w_np, vanilla, frb = _binarized_arrays(w)
     shown = list(range(min(channels, len(w_np))))
     rows_of_kernels = [w_np[shown], vanilla[shown], frb[shown]]
     vmax = float(max(np.abs(k).max() for k in rows_of_kernels)) or 1.0
@@ -222,6 +227,10 @@ def kernel_view(model_name: str, layer: str | None = None, scale: int = 4, chann
 def weight_error_rows(w: Tensor) -> list[list]:
     """Table 1 of a full-precision weight ``w`` (out_channels first): ``error_rows`` of its vanilla and
     FRB binarizations, one row per output channel, then the whole layer."""
-    w = _as_conv(w)
-    vanilla, frb = (t.numpy().astype(np.float64) for t in binarize_weights(w))
-    return error_rows(w.numpy().astype(np.float64), vanilla, frb)
+    return error_rows(*_binarized_arrays(_as_conv(w)))
+
+
+def markdown_row(row: list) -> str:
+    """One TABLE_HEADERS row as a markdown table line."""
+    channel, vanilla, frb, improvement = row
+    return f"| {channel} | {vanilla:.4f} | {frb:.4f} | {improvement:.1f} |"

@@ -30,7 +30,7 @@ def test_shipped_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_di
     assert weights_metadata(found.path).get("format", "") == ("frb-packed" if entry["format"] == "frb-packed" else "")
     model = create_model(entry["name"], int(entry["scale"]), pretrained=found.path)
     assert model.weights_origin.source == "file"
-    scores = set5_scores(model, entry, set5_dir, backend="torch")
+    scores = set5_scores(model, int(entry["scale"]), set5_dir, backend="torch")
     assert scores["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
     assert scores["ssim"] == pytest.approx(entry["metrics"]["Set5"]["ssim"], abs=1e-4)
 
@@ -39,15 +39,15 @@ def test_shipped_file_is_intact_and_scores_its_manifest_set5_psnr(entry, set5_di
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if MODELS[e["name"]].binary], ids=lambda e: f"{e['name']}_x{e['scale']}")
 def test_the_packed_engine_users_run_scores_the_manifests_set5_psnr(entry, set5_dir):
     model = create_model(entry["name"], int(entry["scale"]), pretrained=hub.resolve(entry["name"], int(entry["scale"])).path)
-    assert set5_scores(model, entry, set5_dir, backend="bitwise")["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
+    assert set5_scores(model, int(entry["scale"]), set5_dir, backend="bitwise")["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
 
 
-def set5_scores(model: torch.nn.Module, entry: dict, set5_dir, backend: str) -> dict[str, float]:
+def set5_scores(model: torch.nn.Module, scale: int, set5_dir, backend: str) -> dict[str, float]:
     """Set5 Y-PSNR / SSIM of ``model`` on one thread (as the manifest's were measured)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return evaluate_model(model, [set5_dir], int(entry["scale"]), torch.device("cpu"), backend=backend)["Set5"]
+        return evaluate_model(model, [set5_dir], scale, torch.device("cpu"), backend=backend)["Set5"]
     finally:
         torch.set_num_threads(threads)
 
@@ -58,4 +58,4 @@ def test_bundled_ablation_file_is_intact_and_scores_its_manifest_set5_psnr(entry
     model = load_variant(entry)  # checks the sha256
     bases = {layer.weight_quantizer.num_bases for layer in binary_layers(model).values()}
     assert model.spec.method == "frb" and bases == {2 if entry["srb"] else 1}, variant(entry)
-    assert set5_scores(model, entry, set5_dir, backend="bitwise")["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)
+    assert set5_scores(model, int(entry["scale"]), set5_dir, backend="bitwise")["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=0.01)

@@ -235,6 +235,10 @@ def test_the_report_rewrites_only_its_readme_blocks_and_draws_the_curves(tmp_pat
     readme.write_text("intro\n" + "".join(f"<!-- {n}:begin -->\nold\n<!-- {n}:end -->\ntext {n}\n" for n in names))
     where = ["--plan", str(tmp_path / "plan.toml"), "--runs", str(campaign.runs), "--assets", str(campaign.assets),
              "--benchmarks", *map(str, campaign.benchmarks), "--readme", str(readme)]
+    unmarked = tmp_path / "plain.md"
+    unmarked.write_text("no blocks here\n")
+    assert main([*where[:-1], str(unmarked)]) == 1  # a clear error, and the file is left as it was
+    assert "cannot rewrite" in capsys.readouterr().err and unmarked.read_text() == "no blocks here\n"
     assert main([*where, "--plot", str(tmp_path / "curves.png")]) == 1
     assert "has a Set5 score yet" in capsys.readouterr().err and not (tmp_path / "curves.png").exists()
     text = readme.read_text()

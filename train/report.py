@@ -23,7 +23,7 @@ import torch
 from frb import hub
 from frb.ablation import ablation_table, read_ablation
 from frb.evaluate import BENCHMARK_SETS, evaluate_model, published_results, published_row
-from frb.kernel_view import DEFAULT_LAYER, NUM_CHANNELS, SUPPLEMENT_TABLE1, TABLE_HEADERS, weight_error_rows
+from frb.kernel_view import DEFAULT_LAYER, NUM_CHANNELS, SUPPLEMENT_TABLE1, TABLE_HEADERS, markdown_row, weight_error_rows
 from frb.models import MODELS, create_model, get_spec
 from train.campaign import CURVE_SET, Campaign, add_campaign_arguments, campaign_from_args
 
@@ -167,13 +167,11 @@ def table1_block(campaign: Campaign, model: str = "frbc", scale: int = 4) -> str
              f"`{DEFAULT_LAYER}` (`{path.name}`, sha256 {hub.sha256_file(path)[:12]}), relative error "
              "`sum|W - W_b| / sum|W|` of the vanilla (`mean|W_c| sign(W)`) and the FRB (two bases) binarization:",
              "", "| " + " | ".join(TABLE_HEADERS) + " |", "|" + "---|" * len(TABLE_HEADERS)]
-    lines += [f"| {c} | {v:.4f} | {f:.4f} | {i:.1f} |" for c, v, f, i in rows]
+    lines += [markdown_row(row) for row in rows]
     ours = [(min(r[k] for r in rows), max(r[k] for r in rows)) for k in (1, 2, 3)]
-    lines.append(f"| range, ours | {ours[0][0]:.4f}-{ours[0][1]:.4f} | {ours[1][0]:.4f}-{ours[1][1]:.4f} | "
-                 f"{ours[2][0]:.1f}-{ours[2][1]:.1f} |")
     paper = [SUPPLEMENT_TABLE1[h] for h in TABLE_HEADERS[1:]]
-    lines.append(f"| range, FRB supplement Table 1 | {paper[0][0]:.4f}-{paper[0][1]:.4f} | {paper[1][0]:.4f}-"
-                 f"{paper[1][1]:.4f} | {paper[2][0]:.2f}-{paper[2][1]:.2f} |")
+    for label, spans, digits in (("range, ours", ours, (4, 4, 1)), ("range, FRB supplement Table 1", paper, (4, 4, 2))):
+        lines.append(f"| {label} | " + " | ".join(f"{lo:.{d}f}-{hi:.{d}f}" for (lo, hi), d in zip(spans, digits)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     blocks = readme_blocks(campaign)
     if args.readme:
         readme = Path(args.readme)
-        readme.write_text(replace_blocks(readme.read_text(), blocks))
+        try:
+            text = replace_blocks(readme.read_text(), blocks)
+        except (OSError, ValueError) as err:  # nothing is written: the file stays as it was
+            print(f"error: cannot rewrite {readme}: {err}", file=sys.stderr)
+            return 1
+        readme.write_text(text)
         print(f"rewrote {', '.join(blocks)} in {readme}")
     else:
         for name, block in blocks.items():

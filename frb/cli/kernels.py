@@ -14,7 +14,7 @@ from PIL import Image
 
 from frb import kernel_view as kernels
 from frb.cli.common import ALLOW_RANDOM_HELP, UsageError, ensure_output_dir, print_notice
-from frb.kernel_view import TABLE_HEADERS, KernelView
+from frb.kernel_view import TABLE_HEADERS, KernelView, markdown_row
 from frb.models import MODELS, SCALES
 
 
@@ -32,8 +32,7 @@ def table_markdown(view: KernelView, scale: int) -> str:
     if view.notice:
         lines += [f"Note: {view.notice}.", ""]
     lines += ["| " + " | ".join(TABLE_HEADERS) + " |", "|" + "---|" * len(TABLE_HEADERS)]
-    for channel, vanilla, frb, improvement in view.rows:
-        lines.append(f"| {channel} | {vanilla:.4f} | {frb:.4f} | {improvement:.1f} |")
+    lines += [markdown_row(row) for row in view.rows]
     return "\n".join(lines) + "\n"
 
 
