@@ -326,6 +326,37 @@ def test_a_stage_takes_its_models_best_trial_once_when_it_starts(tmp_path, data_
     table = sweep_table(campaign)
     assert "| recipe_x2 | frbc x2 | lr 2e-06 | 2/2 | 0.00 | 30.500 | frbc_x2.b |" in table
     assert "recipe_x2" not in history_table(campaign)  # trials are not chunks of the models' lineage
+    # A new machine (run folder gone) reads the trials and the choice from the journal beside the weights.
+    elsewhere = Campaign(campaign.plan, tmp_path / "new_machine", campaign.assets, data=campaign.data)
+    assert elsewhere.next_stage() == stage and elsewhere.config(stage, 1.0, []).lr == 2e-6
+    assert sweep_table(elsewhere) == table
+
+
+def test_a_new_machine_takes_a_stage_up_at_the_step_its_shipped_weights_reached(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    first = campaign.plan.stages[0]
+    # What the lost machine left: a chunk of srresnet_x2.a that shipped its step-2 weights.
+    manifest = json.loads((campaign.assets / hub.MANIFEST_NAME).read_text())
+    lineage = manifest["models"][0]["ledger"]["runs"]
+    lineage.append({**lineage[-1], "run": first.name, "steps_from": 0, "steps_to": 2, "samples": 8})
+    (campaign.assets / hub.MANIFEST_NAME).write_text(json.dumps(manifest))
+    old_chunk = {"step": 2, "held_out_psnr": 30.0, "shipped": True}
+    campaign.save_record(first, {"finished": False, "chunks": [old_chunk]})
+    shutil.rmtree(campaign.runs)
+
+    new = Campaign(campaign.plan, tmp_path / "new_machine", campaign.assets, data=campaign.data, benchmarks=campaign.benchmarks)
+    assert new.next_stage() == first and new.taken_up_at(first) == 2
+    assert new.taken_up_at(campaign.plan.stages[1]) == 0  # not started: starts at step 0
+    record = new.run_chunk(first, 1.0, log=lambda _: None)
+    assert record["finished"] and record["chunks"][0] == old_chunk and record["chunks"][1]["step"] == 3
+    init = load_file(str(new.folder(first) / "init.safetensors"))
+    shipped = load_file(str(campaign.assets / "srresnet_x2.safetensors"))
+    assert all(torch.equal(init[k], shipped[k].float()) for k in shipped)  # the weights of step 2
+    summary = json.loads((new.folder(first) / "summary.json").read_text())
+    assert summary["ledger"][:-1] == lineage  # the compute of steps 0-2 is kept once
+    assert (summary["ledger"][-1]["steps_from"], summary["ledger"][-1]["steps_to"]) == (2, 3)
+    assert new.taken_up_at(first) == 0  # it has its own run state now
+    assert Campaign(campaign.plan, tmp_path / "third_machine", campaign.assets).record(first) == record
 
 
 def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, data_root):

@@ -20,7 +20,7 @@ from train.checkpoint import load_checkpoint
 from train.data import CropSampler
 from train.distill import FeatureRecorder, attention_map, dbt_loss
 from frb.models import create_model
-from train.loop import TrainingDiverged, build_models, init_matching, lr_factor, train
+from train.loop import REWARM_STEPS, TrainingDiverged, build_models, init_matching, lr_factor, train
 from train.presets import TrainConfig, config_from_args
 
 
@@ -207,6 +207,17 @@ def test_learning_rate_schedule():
     steps = TrainConfig(steps=100, schedule="multistep", milestones=[0.5, 0.8], gamma=0.5)
     assert [lr_factor(steps, s) for s in (0, 49, 50, 79, 80, 99)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     assert all(math.isfinite(lr_factor(cfg, s)) for s in range(0, 200, 7))
+
+
+def test_a_schedule_taken_up_midway_goes_on_from_its_step_and_rewarms_adam():
+    whole = TrainConfig(steps=1000, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    taken_up = TrainConfig(steps=1000, warmup_steps=10, lr=1e-3, min_lr=1e-5, start_step=600, init="w.safetensors")
+    ramp = [lr_factor(taken_up, s) / lr_factor(whole, s) for s in (600, 649, 699, 700, 999)]
+    assert ramp == pytest.approx([1 / REWARM_STEPS, 50 / REWARM_STEPS, 1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="give them with --init"):
+        TrainConfig(steps=1000, start_step=600)
+    with pytest.raises(ValueError, match=r"--start-step 1000 must lie in \[0, --steps 1000\)"):
+        TrainConfig(steps=1000, start_step=1000, init="w.safetensors")
 
 
 def test_init_carries_head_and_body_over_from_another_scale(tmp_path):

@@ -30,6 +30,13 @@ Run state lives outside the repository, in ``--runs`` (default ``$FRB_RUNS_DIR``
 ``~/.cache/frb-sr/runs``): one folder per stage with ``last.pt``, ``log.csv``, the export, the
 teacher it learns from and ``stage.json`` (chunks, validation history, what was shipped). One
 driver at a time holds ``campaign.lock``.
+
+What the campaign *learned* also goes beside the shipped weights, in
+``assets/weights/campaign_journal.json`` (committed with them): every stage's record and every
+recipe choice. On a machine whose run folder is gone, the driver reads the journal: finished
+stages and sweeps stay finished, a chosen recipe stays chosen, and a stage that was under way is
+taken up from its shipped weights at the step they reached (``--start-step``: the same schedule
+from there, with fresh Adam moments) instead of being trained again.
 """
 from __future__ import annotations
 
@@ -68,6 +75,7 @@ from train.release import keep_ablation, manifest_entry, ship, write_manifest
 PLAN = Path(__file__).resolve().parent / "plan.toml"
 STAGE_KEYS = ("name", "model", "scale", "steps", "start", "ship", "sweep", "recipe")
 STARTS = ("best", "x4-body", "teacher")
+JOURNAL_NAME = "campaign_journal.json"
 EVAL_RESERVE_MINUTES = 6.0  # left at the end of the budget for validating, shipping and scoring
 MIN_CHUNK_MINUTES = 3.0
 CURVE_SET = "Set5"  # scored after every chunk for the learning curves (reported, never used to choose)
@@ -204,11 +212,27 @@ class Campaign:
         return self.folder(stage) / weights_file_name(stage.model, stage.scale)
 
     def record(self, stage: Stage) -> dict[str, Any]:
+        """The stage's ``stage.json``, else its record in the journal (run folder lost), else a new one."""
         path = self.folder(stage) / "stage.json"
-        return json.loads(path.read_text()) if path.is_file() else {"finished": False, "chunks": []}
+        if path.is_file():
+            return json.loads(path.read_text())
+        return self.journal()["stages"].get(stage.name) or {"finished": False, "chunks": []}
 
     def save_record(self, stage: Stage, record: dict[str, Any]) -> None:
         write_json(self.folder(stage) / "stage.json", record)
+        self._journal_put("stages", stage.name, record)
+
+    def journal(self) -> dict[str, dict[str, Any]]:
+        """``assets/weights/campaign_journal.json``: every stage's record and recipe choice by name."""
+        path = self.assets / JOURNAL_NAME
+        journal = json.loads(path.read_text()) if path.is_file() else {}
+        return {"stages": journal.get("stages", {}), "recipes": journal.get("recipes", {})}
+
+    def _journal_put(self, part: str, name: str, value: dict[str, Any]) -> None:
+        journal = self.journal()
+        journal[part][name] = value
+        self.assets.mkdir(parents=True, exist_ok=True)
+        write_json(self.assets / JOURNAL_NAME, journal)
 
     def shipped_path(self, name: str, scale: int) -> Path | None:
         entry = hub.manifest_entry(name, scale, self.assets)
@@ -237,9 +261,10 @@ class Campaign:
         return [t for t in self.plan.stages if _is_trial_for(t, stage)]
 
     def recipe_choice(self, stage: Stage) -> dict[str, Any] | None:
-        """The stage's ``recipe.json`` (sweep, trial, its held-out PSNR, flags), None before it starts."""
+        """The stage's ``recipe.json`` (sweep, trial, its held-out PSNR, flags), else the journal's copy;
+        None before it starts."""
         path = self.folder(stage) / "recipe.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return json.loads(path.read_text()) if path.is_file() else self.journal()["recipes"].get(stage.name)
 
     def choose_recipe(self, stage: Stage) -> dict[str, Any]:
         """The swept flags of the best finished trial (held-out PSNR), chosen once, when the stage
@@ -253,8 +278,9 @@ class Campaign:
             if chunks:
                 scored.append((chunks[-1]["held_out_psnr"], trial.name, trial.grid))
         best = max(scored, key=lambda item: item[0]) if scored else (None, None, {})
-        write_json(self.folder(stage) / "recipe.json",
-                   {"sweep": stage.recipe, "trial": best[1], "held_out_psnr": best[0], "flags": best[2]})
+        choice = {"sweep": stage.recipe, "trial": best[1], "held_out_psnr": best[0], "flags": best[2]}
+        write_json(self.folder(stage) / "recipe.json", choice)
+        self._journal_put("recipes", stage.name, choice)
         return dict(best[2])
 
     def recipe(self, stage: Stage) -> dict[str, Any]:
@@ -311,7 +337,10 @@ class Campaign:
         if init.is_file():
             return flags + ["--init", str(init)], json.loads(ledger_file.read_text())
         start = None
-        if stage.start != "teacher":
+        if self.taken_up_at(stage):  # run state lost: go on from what the stage shipped
+            entry = hub.manifest_entry(stage.model, stage.scale, self.assets)
+            start = latent_from_shipped(self.shipped_path(stage.model, stage.scale), stage.model, stage.scale), shipped_ledger(entry)
+        elif stage.start != "teacher":
             start = self.best_latent(stage.model, stage.scale, stage)
             if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
                 body = self.best_latent(stage.model, 4, None)
@@ -323,6 +352,19 @@ class Campaign:
         write_json(ledger_file, ledger)
         return flags + ["--init", str(init)], ledger
 
+    def shipped_segments(self, stage: Stage) -> list[dict[str, Any]]:
+        """The ledger segments of the shipped file's lineage that this stage trained."""
+        entry = hub.manifest_entry(stage.model, stage.scale, self.assets)
+        return [seg for seg in shipped_ledger(entry) if seg.get("run") == stage.name]
+
+    def taken_up_at(self, stage: Stage) -> int:
+        """The step at which a stage under way whose checkpoint is gone (a new machine) goes on: the
+        step its shipped weights reached; 0 for a stage with a checkpoint, not started, or that
+        shipped nothing (it starts over)."""
+        if stage.sweep or (self.folder(stage) / "last.pt").is_file() or not self.record(stage)["chunks"]:
+            return 0
+        return max((seg["steps_to"] for seg in self.shipped_segments(stage)), default=0)
+
     def config(self, stage: Stage, minutes: float, start_flags: list[str]) -> TrainConfig:
         s = self.plan.settings
         base = {"model": stage.model, "scale": stage.scale, "steps": stage.steps, "batch": s.get("batch", 16),
@@ -330,7 +372,7 @@ class Campaign:
                 "save_every": 10**9, "log_every": 50, "checkpoint_minutes": s.get("checkpoint_minutes", 4),
                 "holdout_every": self.holdout_every, "compile": s.get("compile", False), "device": self.device,
                 "data": list(self.data), "out_dir": str(self.folder(stage)), "max_minutes": minutes,
-                "resume": (self.folder(stage) / "last.pt").is_file()}
+                "resume": (self.folder(stage) / "last.pt").is_file(), "start_step": self.taken_up_at(stage)}
         return config_from_args(_flags({**base, **stage.flags, **self.recipe(stage)}) + start_flags)
 
     # -- validation and shipping ----------------------------------------------------------
@@ -402,8 +444,9 @@ class Campaign:
     def run_chunk(self, stage: Stage, minutes: float, log=print) -> dict[str, Any]:
         start_flags, ledger = self.prepare(stage)
         cfg = self.config(stage, minutes, start_flags)
-        log(f"{stage.name}: {'resuming' if cfg.resume else 'starting'} {stage.model} x{stage.scale} "
-            f"for up to {minutes:.0f} min of its {stage.steps} steps")
+        action = ("resuming" if cfg.resume else f"taking up (run state lost) at step {cfg.start_step} of" if cfg.start_step
+                  else "starting")
+        log(f"{stage.name}: {action} {stage.model} x{stage.scale} for up to {minutes:.0f} min of its {stage.steps} steps")
         record = self.record(stage)
         try:
             result = train(cfg, ledger=ledger)
@@ -418,6 +461,7 @@ class Campaign:
         record["chunks"].append(outcome)
         record["finished"] = result.finished
         record["ledger"] = ledger_total(result.summary["ledger"])
+        record["segments"] = [seg for seg in result.summary["ledger"] if seg.get("run") == stage.name]
         self.save_record(stage, record)
         if stage.sweep:
             verdict = ": a recipe trial, never shipped"
@@ -429,17 +473,19 @@ class Campaign:
         return record
 
     def own_segments(self, stage: Stage) -> list[dict[str, Any]]:
-        """The ledger segments the stage's own run added (not those of the weights it started from)."""
+        """The ledger segments the stage's own run added (not those of the weights it started from):
+        from its run summary, else (run folder lost) its record, else the shipped file's lineage."""
         summary = self.folder(stage) / "summary.json"
-        segments = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
-        return [seg for seg in segments if seg.get("run") == stage.name]
+        if summary.is_file():
+            return [seg for seg in json.loads(summary.read_text()).get("ledger", []) if seg.get("run") == stage.name]
+        return self.record(stage).get("segments") or self.shipped_segments(stage)
 
     def step_rate(self, stage: Stage) -> float | None:
         """Training steps per second of the stage's model and scale on this campaign's machines: its
         own ledger segments (wall time with pauses left out), else those of the latest other stage of
         the same model and scale; None before either has trained."""
         for other in [stage] + [s for s in reversed(self.plan.stages) if (s.model, s.scale) == (stage.model, stage.scale)]:
-            own = [seg for seg in self.own_segments(other) if seg["seconds"] > 0]
+            own = [seg for seg in self.own_segments(other) if seg.get("seconds", 0) > 0]
             if own:
                 return sum(seg["steps_to"] - seg["steps_from"] for seg in own) / sum(seg["seconds"] for seg in own)
         return None

@@ -42,6 +42,7 @@ from train.ema import EMA
 from train.presets import TrainConfig
 
 ADAM_BETAS = (0.9, 0.99)  # BasicSR's choice for SR
+REWARM_STEPS = 100  # a run taken up at --start-step: lr ramp while Adam's new moments settle
 STEADY_AFTER = 3  # steps left out of steady_steps_per_s (first-step allocation, torch.compile)
 RUN_DEFINING_FIELDS = ("model", "scale", "num_block", "srb", "batch")
 
@@ -114,18 +115,22 @@ def init_matching(model: nn.Module, path: str | Path) -> list[str]:
 def lr_factor(cfg: TrainConfig, step: int) -> float:
     """Multiplier of the peak lr at ``step`` (0-based); a pure function of the step.
 
+    A run taken up at ``start_step`` s > 0 (fresh Adam moments) multiplies this by
+    min(1, (step - s + 1) / REWARM_STEPS).
+
     warm-up (step < w): (step + 1) / w;  cosine: m + (1 - m) (1 + cos(pi t)) / 2 with
     t = (step - w) / (steps - w) and m = min_lr / lr;  multistep: gamma ** (milestones passed),
     milestone k at step milestones[k] * steps.
     """
     w = cfg.warmup_steps
+    rewarm = min(1.0, (step - cfg.start_step + 1) / REWARM_STEPS) if cfg.start_step else 1.0
     if step < w:
-        return (step + 1) / w
+        return rewarm * (step + 1) / w
     if cfg.schedule == "multistep":
-        return cfg.gamma ** sum(step >= m * cfg.steps for m in cfg.milestones)
+        return rewarm * cfg.gamma ** sum(step >= m * cfg.steps for m in cfg.milestones)
     t = (step - w) / max(1, cfg.steps - w)
     m = cfg.min_lr / cfg.lr
-    return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+    return rewarm * (m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
 
 
 def param_groups(model: nn.Module, latent_lr_scale: float) -> list[dict[str, Any]]:
@@ -181,7 +186,7 @@ def train(cfg: TrainConfig, ledger: list[dict[str, Any]] | None = None) -> Train
     log(sampler.report.describe(cfg.lr_patch * cfg.scale))
     val_pairs = load_pairs(cfg.val_data, cfg.scale) if cfg.val_data and rank == 0 else []
 
-    step, elapsed_before, val_history, last_saved = 0, 0.0, [], None
+    step, elapsed_before, val_history, last_saved = (0 if cfg.resume else cfg.start_step), 0.0, [], None
     past_ledger = list(ledger or [])
     if cfg.resume:
         if not ckpt_path.is_file():

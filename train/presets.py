@@ -66,6 +66,9 @@ class TrainConfig:
     max_minutes: float = _opt(0.0, "stop cleanly and save after this many minutes (0 = no limit)")
     stop_at: int = _opt(0, "stop cleanly and save after this step, e.g. to split a run (0 = run to steps)")
     resume: bool = _opt(False, "continue from <out_dir>/last.pt")
+    start_step: int = _opt(0, "a new run that takes up a schedule at this step from --init weights whose "
+                              "checkpoint was lost: lr schedule and IR-Net's progress go on from there, Adam's "
+                              "moments start anew, so the lr ramps back up over its first REWARM_STEPS steps")
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -81,6 +84,10 @@ class TrainConfig:
             raise ValueError(f"DBT trains a binarized student; {self.model} is full precision")
         if self.dbt and not self.teacher:
             raise ValueError("DBT needs --teacher (full-precision weights of the same architecture)")
+        if not 0 <= self.start_step < self.steps:
+            raise ValueError(f"--start-step {self.start_step} must lie in [0, --steps {self.steps})")
+        if self.start_step and not self.init:
+            raise ValueError("--start-step takes up a schedule from trained weights: give them with --init")
         if not self.out_dir:
             suffix = "" if self.srb else "_nosrb"
             if self.dbt != (spec.method == "frb"):  # DBT is on by default for FRB only
