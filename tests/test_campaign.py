@@ -359,6 +359,19 @@ def test_a_new_machine_takes_a_stage_up_at_the_step_its_shipped_weights_reached(
     assert Campaign(campaign.plan, tmp_path / "third_machine", campaign.assets).record(first) == record
 
 
+def test_a_stage_whose_last_step_shipped_unrecorded_is_taken_up_at_its_last_step(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    first = campaign.plan.stages[0]
+    manifest = json.loads((campaign.assets / hub.MANIFEST_NAME).read_text())
+    lineage = manifest["models"][0]["ledger"]["runs"]
+    lineage.append({**lineage[-1], "run": first.name, "steps_from": 0, "steps_to": first.steps})
+    (campaign.assets / hub.MANIFEST_NAME).write_text(json.dumps(manifest))
+    campaign.save_record(first, {"finished": False, "chunks": [{"step": 2, "held_out_psnr": 30.0, "shipped": True}]})
+    new = Campaign(campaign.plan, tmp_path / "new_machine", campaign.assets, data=campaign.data)
+    assert new.taken_up_at(first) == first.steps - 1  # one step to close the stage, a valid --start-step
+    assert new.config(first, 1.0, ["--init", "w.safetensors"]).start_step == first.steps - 1
+
+
 def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, data_root):
     campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
     trial = next(t for t in campaign.plan.stages if t.sweep)

@@ -359,11 +359,11 @@ class Campaign:
 
     def taken_up_at(self, stage: Stage) -> int:
         """The step at which a stage under way whose checkpoint is gone (a new machine) goes on: the
-        step its shipped weights reached; 0 for a stage with a checkpoint, not started, or that
-        shipped nothing (it starts over)."""
+        step its shipped weights reached (at most its last step, which is then trained again to close
+        the stage); 0 for a stage with a checkpoint, not started, or that shipped nothing (it starts over)."""
         if stage.sweep or (self.folder(stage) / "last.pt").is_file() or not self.record(stage)["chunks"]:
             return 0
-        return max((seg["steps_to"] for seg in self.shipped_segments(stage)), default=0)
+        return min(stage.steps - 1, max((seg["steps_to"] for seg in self.shipped_segments(stage)), default=0))
 
     def config(self, stage: Stage, minutes: float, start_flags: list[str]) -> TrainConfig:
         s = self.plan.settings
