@@ -212,7 +212,10 @@ def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root)
     assert curve_points(campaign) == {"srresnet x2": [(0.5, 36.1), (1.0, 36.4)]}
     plot_curves(curve_points(campaign), tmp_path / "curves.png")
     image = np.asarray(Image.open(tmp_path / "curves.png").convert("RGB"))
-    assert image.shape == (520, 900, 3) and (image != 255).any()
+    assert image.shape == (320, 900, 3) and (image != 255).any()
+    plot_curves({"frbc x4": [(1.0, 30.5)], **curve_points(campaign)}, tmp_path / "two.png")  # one panel per scale
+    two = np.asarray(Image.open(tmp_path / "two.png").convert("RGB"))
+    assert two.shape == (640, 900, 3) and (two[:320] != 255).any() and (two[320:] != 255).any()
     with pytest.raises(ValueError, match="no chunk"):
         plot_curves({}, tmp_path / "none.png")
 

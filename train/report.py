@@ -69,40 +69,44 @@ CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), 
                  (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34)]
 
 
-def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, height: int = 520) -> None:
-    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received; the legend
-    gives each model's latest point."""
+def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, panel_height: int = 320) -> None:
+    """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received, one
+    panel per scale (x4 above x2, each with its own dB range, one CPU-hour axis for all); the
+    legend gives each model's latest point."""
     from PIL import Image, ImageDraw, ImageFont
 
     if not points:
         raise ValueError("no chunk has a learning-curve point yet")
-    xs = [x for pts in points.values() for x, _ in pts]
-    ys = [y for pts in points.values() for _, y in pts]
-    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
-    y0, y1 = min(ys) - 0.2, max(ys) + 0.2
-    left, top, right, bottom = 70, 30, width - 200, height - 50
-    px = lambda x: left + (x - x0) / (x1 - x0) * (right - left)
-    py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
-    img = Image.new("RGB", (width, height), "white")
+    scales = sorted({label.rsplit(" ", 1)[1] for label in points}, key=lambda s: -int(s.lstrip("x")))
+    colours = {label: CURVE_COLOURS[k % len(CURVE_COLOURS)] for k, label in enumerate(sorted(points))}
+    x1 = max(x for pts in points.values() for x, _ in pts) * 1.05 or 1.0
+    img = Image.new("RGB", (width, panel_height * len(scales)), "white")
     draw, font = ImageDraw.Draw(img), ImageFont.load_default()
-    draw.rectangle([left, top, right, bottom], outline="black")
-    for i in range(6):
-        xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
-        if 0 < i < 5:
-            draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
-            draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
-        draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
-        draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
-    draw.text(((left + right) // 2 - 60, height - 22), "CPU-hours in the ledger", fill="black", font=font)
-    draw.text((left, 8), f"{CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
-    for k, (label, pts) in enumerate(sorted(points.items())):
-        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
-        xy = [(px(x), py(y)) for x, y in sorted(pts)]
-        if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2)
-        for x, y in xy:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colour, font=font)
+    for row, scale in enumerate(scales):
+        panel = {label: pts for label, pts in points.items() if label.endswith(f" {scale}")}
+        ys = [y for pts in panel.values() for _, y in pts]
+        y0, y1 = min(ys) - 0.2, max(ys) + 0.2
+        origin = row * panel_height
+        left, top, right, bottom = 70, origin + 30, width - 200, origin + panel_height - 50
+        px = lambda x: left + x / x1 * (right - left)
+        py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
+        draw.rectangle([left, top, right, bottom], outline="black")
+        for i in range(6):
+            xv, yv = x1 * i / 5, y0 + (y1 - y0) * i / 5
+            if 0 < i < 5:
+                draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
+                draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
+            draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
+            draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
+        draw.text(((left + right) // 2 - 60, bottom + 28), "CPU-hours in the ledger", fill="black", font=font)
+        draw.text((left, origin + 8), f"{scale}: {CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
+        for k, (label, pts) in enumerate(sorted(panel.items())):
+            xy = [(px(x), py(y)) for x, y in sorted(pts)]
+            if len(xy) > 1:
+                draw.line(xy, fill=colours[label], width=2)
+            for x, y in xy:
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colours[label])
+            draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colours[label], font=font)
     img.save(path, format="PNG")
 
 
