@@ -157,7 +157,7 @@ def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root):
     stage = campaign.plan.stages[0]
     good = {k: v.float() for k, v in load_file(str(hub.ASSETS_DIR / "srresnet_x2.safetensors")).items()}
     torch.manual_seed(0)
-    worse = {k: v + 0.02 * torch.randn_like(v) * v.std() for k, v in good.items()}
+    worse = {k: v + 0.2 * torch.randn_like(v) * v.std() for k, v in good.items()}  # clearly worse, whatever the weights
     summary = {"steps": 5, "finished": True, "ledger": [], "wall_time_s": 1.0}
     campaign.folder(stage).mkdir(parents=True)
     shipped = campaign.assets / "srresnet_x2.safetensors"
@@ -439,11 +439,16 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
     monkeypatch.setattr(hub, "ASSETS_DIR", campaign.assets)
     bench = str(campaign.benchmarks[0])
     capsys.readouterr()  # the training runs' output
-    assert main(["eval", "--ablation", "--data", bench, "--json"]) == 0
+    assert main(["eval", "--ablation", "--data", bench, "--backend", "torch", "--json"]) == 0
     measured = json.loads(capsys.readouterr().out)["ablation"]
     assert [m["variant"] for m in measured] == ["vanilla (first order, no DBT)", "SRB + DBT (FRB)"]
-    for now, entry in zip(measured, (vanilla, both)):  # the packed engine against the manifest's torch scores
-        assert abs(now["metrics"]["Set5"]["psnr"] - entry["metrics"]["Set5"]["psnr"]) < 0.01
+    for now, entry in zip(measured, (vanilla, both)):  # the bundled file measured again, as the campaign did
+        assert now["metrics"]["Set5"]["psnr"] == pytest.approx(entry["metrics"]["Set5"]["psnr"], abs=1e-4)
+    assert main(["eval", "--ablation", "--data", bench, "--json"]) == 0
+    for now, entry in zip(json.loads(capsys.readouterr().out)["ablation"], (vanilla, both)):
+        # The packed engine users run: on this one 64x48 crop a rounding level in a few pixels moves
+        # the PSNR by hundredths (full Set5 agreement, 0.01 dB, is tested on the shipped files).
+        assert abs(now["metrics"]["Set5"]["psnr"] - entry["metrics"]["Set5"]["psnr"]) < 0.05
 
     damaged = campaign.assets / "ablation" / vanilla["file"]
     data = bytearray(damaged.read_bytes())
