@@ -315,10 +315,14 @@ class Campaign:
                 summary = self.folder(earlier) / "summary.json"
                 ledger = json.loads(summary.read_text()).get("ledger", []) if summary.is_file() else []
                 return load_file(str(self.export(earlier))), ledger
+        return self.shipped_latent(model, scale)
+
+    def shipped_latent(self, model: str, scale: int) -> tuple[dict[str, torch.Tensor], list] | None:
+        """Latent float weights rebuilt from the shipped file and its ledger, or None if none is shipped."""
+        shipped = self.shipped_path(model, scale)
         if shipped is None:
             return None
-        entry = hub.manifest_entry(model, scale, self.assets)
-        return latent_from_shipped(shipped, model, scale), shipped_ledger(entry)
+        return latent_from_shipped(shipped, model, scale), shipped_ledger(hub.manifest_entry(model, scale, self.assets))
 
     def prepare(self, stage: Stage) -> tuple[list[str], list]:
         """Flags for the stage's teacher and warm start (files written into its folder once), and its ledger."""
@@ -338,8 +342,7 @@ class Campaign:
             return flags + ["--init", str(init)], json.loads(ledger_file.read_text())
         start = None
         if self.taken_up_at(stage):  # run state lost: go on from what the stage shipped
-            entry = hub.manifest_entry(stage.model, stage.scale, self.assets)
-            start = latent_from_shipped(self.shipped_path(stage.model, stage.scale), stage.model, stage.scale), shipped_ledger(entry)
+            start = self.shipped_latent(stage.model, stage.scale)
         elif stage.start != "teacher":
             start = self.best_latent(stage.model, stage.scale, stage)
             if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
