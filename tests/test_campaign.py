@@ -399,9 +399,19 @@ steps = 2
 lr = 1e-6
 
 [[stage]]
+name = "dbt_x2"
+sweep = ["frbc"]
+scale = 2
+start = "teacher"
+steps = 2
+lr = 1e-6
+dbt_weight = [0.05, 0.5]
+
+[[stage]]
 name = "ablation_srb_dbt_x2"
 model = "frbc"
 scale = 2
+recipe = "dbt_x2"
 ship = false
 start = "teacher"
 steps = 2
@@ -418,14 +428,23 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
     campaign = campaign_with(tmp_path, data_root, ABLATION_PLAN, ("srresnet", "frbc"))
     shipped = campaign.assets / "frbc_x2.safetensors"
     sha, manifest = hub.sha256_file(shipped), (campaign.assets / hub.MANIFEST_NAME).read_text()
-    records = [campaign.run_chunk(stage, 1.0, log=lambda _: None) for stage in campaign.plan.stages]
+    stages = campaign.plan.stages
+    records = [campaign.run_chunk(stage, 1.0, log=lambda _: None) for stage in stages]
     assert all(r["finished"] for r in records) and campaign.next_stage() is None
     assert hub.sha256_file(shipped) == sha and (campaign.assets / hub.MANIFEST_NAME).read_text() == manifest
 
+    trials = [(stage, record) for stage, record in zip(stages, records) if stage.sweep]
+    assert [stage.grid for stage, _ in trials] == [{"dbt_weight": 0.05}, {"dbt_weight": 0.5}]
+    for stage, record in trials:  # the DBT sweep starts where the ablation does: the teacher alone
+        assert stage.start == "teacher" and not (campaign.folder(stage) / "init.safetensors").exists()
+        assert record["ledger"]["steps"] == 2 and record["ledger"]["runs"] == 1
+    best = max(trials, key=lambda item: item[1]["chunks"][-1]["held_out_psnr"])[0]
+    assert campaign.recipe_choice(stages[-1])["trial"] == best.name
+
     vanilla, both = read_ablation(campaign.assets)  # the paper's order, not the plan's
     assert (vanilla["stage"], vanilla["srb"], vanilla["dbt_weight"]) == ("ablation_vanilla_x2", False, 0.0)
-    assert (both["stage"], both["srb"], both["dbt_weight"]) == ("ablation_srb_dbt_x2", True, 0.05)
-    for entry, record in ((vanilla, records[0]), (both, records[1])):
+    assert (both["stage"], both["srb"], both["dbt_weight"]) == ("ablation_srb_dbt_x2", True, best.grid["dbt_weight"])
+    for entry, record in ((vanilla, records[0]), (both, records[-1])):
         path = campaign.assets / "ablation" / entry["file"]
         assert entry["sha256"] == hub.sha256_file(path) and entry["bytes"] == path.stat().st_size
         assert entry["metrics"] == record["chunks"][-1]["metrics"] and entry["steps"] == 2
@@ -434,7 +453,8 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
     options = [json.loads(read_packed(campaign.assets / "ablation" / e["file"])[1]["method_options"]) for e in (vanilla, both)]
     assert options[0] == {"second_order": False} and options[1].get("second_order", True) is True
     table = ablation_table([vanilla, both])
-    assert "| vanilla (first order, no DBT) | no | no | x2 | 2 |" in table and "| SRB + DBT (FRB) | yes | yes (0.05) | x2 | 2 |" in table
+    assert "| vanilla (first order, no DBT) | no | no | x2 | 2 |" in table
+    assert f"| SRB + DBT (FRB) | yes | yes ({best.grid['dbt_weight']}) | x2 | 2 |" in table
 
     monkeypatch.setattr(hub, "ASSETS_DIR", campaign.assets)
     bench = str(campaign.benchmarks[0])

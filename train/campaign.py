@@ -21,8 +21,9 @@ its budget is spent:
 
 A **recipe sweep** is a stage with ``sweep = [models]`` instead of ``model``: every flag given as a
 list is a grid axis, and each model gets one short trial per point of the grid (``steps`` each,
-all from the same start: the model's best known weights), never shipped and scored on the held-out
-images only. A later stage with ``recipe = "<sweep name>"`` takes the swept flags of its model's
+all from the sweep's ``start``: the model's best known weights, or its teacher alone for a sweep
+that tunes what matters from the teacher, such as the DBT weight of the ablation), never shipped
+and scored on the held-out images only. A later stage with ``recipe = "<sweep name>"`` takes the swept flags of its model's
 best trial; the choice is made once, when the stage starts, and kept in its ``recipe.json``. The
 models of one sweep are tuned alike: same grid, same steps, same start rule.
 
@@ -136,7 +137,7 @@ def _sweep_trials(entry: dict[str, Any], flags: dict[str, Any], path: Path) -> l
         for values in itertools.product(*(flags[k] for k in axes)):
             grid = dict(zip(axes, values))
             name = f"{entry['name']}.{model}." + ",".join(f"{k}={v}" for k, v in grid.items())
-            trials.append(Stage(name, model, int(entry["scale"]), int(entry["steps"]), "best", False,
+            trials.append(Stage(name, model, int(entry["scale"]), int(entry["steps"]), entry.get("start", "best"), False,
                                 {**fixed, **grid}, sweep=entry["name"], grid=grid))
     return trials
 
