@@ -160,7 +160,7 @@ def test_deterministic_and_batch_independent(models: dict[int, SwinIR]) -> None:
 def test_shifted_window_mask() -> None:
     mask = shifted_window_mask(16, 16, window_size=8, shift=4)
     assert mask.shape == (4, 64, 64)
-    assert set(mask.unique().tolist()) == {0.0, -100.0}
+    assert set(mask.unique().tolist()) == {0.0, float("-inf")}  # -100 would make denormal softmax weights
     assert torch.equal(mask, mask.transpose(1, 2))
     assert (mask[0] == 0).all()  # top-left window: no wrapped-around tokens
     # bottom-right window: four 4x4 regions, each token sees only its own 16 tokens
@@ -195,6 +195,20 @@ def test_window_attention_matches_dense_reference(shift: int) -> None:
     block = SwinTransformerBlock(dim=12, num_heads=2, window_size=8, shift_size=shift, mlp_ratio=2.0)
     with torch.no_grad():
         block.attn.relative_position_bias_table.normal_()
-        h, w = 16, 24
-        x = torch.randn(2, h * w, 12)
+    h, w = 16, 24
+    x = torch.randn(2, h * w, 12)
+    with torch.no_grad():  # the fused kernel (inference)
         assert torch.allclose(block(x, (h, w)), _dense_reference(block, x, h, w), atol=1e-5)
+    # With gradients the block takes the explicit product: the same values, and the same gradients
+    # for the relative position bias and the input as the dense reference.
+    table = block.attn.relative_position_bias_table
+    grads = []
+    for forward in (block, lambda t, size: _dense_reference(block, t, *size)):
+        xg = x.clone().requires_grad_()
+        y = forward(xg, (h, w))
+        table.grad = None
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads.append((y.detach(), table.grad.clone(), xg.grad))
+    for ours, reference in zip(*grads):
+        assert torch.allclose(ours, reference, atol=1e-5)
+    assert grads[0][1].abs().sum() > 0
