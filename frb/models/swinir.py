@@ -125,7 +125,8 @@ class WindowAttention(nn.Module):
                 logits = logits + bias
             else:  # (B, nW, heads, N, N) + (1, nW, heads, N, N)
                 nw = mask.shape[0]
-                logits = logits.view(bw // nw, nw, self.num_heads, n, n) + (bias.unsqueeze(1) + mask.view(1, nw, 1, n, n))
+                bias_and_mask = bias.unsqueeze(1) + mask.view(1, nw, 1, n, n)
+                logits = logits.view(bw // nw, nw, self.num_heads, n, n) + bias_and_mask
             y = logits.view(bw, self.num_heads, n, n).softmax(-1) @ v
         else:
             if mask is not None:  # (nW, heads, N, N), repeated for each image (4-D: the fused kernel's shape)
