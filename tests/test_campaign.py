@@ -14,8 +14,9 @@ from safetensors.torch import load_file, save_file
 from frb import hub
 from frb.bitwise.export import read_packed
 from frb.imaging import load_image
-from frb.models import MODELS
-from train.campaign import Campaign, latent_from_shipped, load_plan
+from frb.layers import binary_layers
+from frb.models import MODELS, create_model
+from train.campaign import Campaign, latent_from_shipped, load_plan, shipped_ledger
 from frb.ledger import ledger_total
 from train.release import ship
 
@@ -88,11 +89,12 @@ def small_benchmark(tmp_path: Path, set5_dir: Path) -> Path:
     return folder
 
 
-def campaign_with(tmp_path: Path, data_root: Path, plan_text: str, shipped: tuple[str, ...]) -> Campaign:
+def campaign_with(tmp_path: Path, data_root: Path, plan_text: str, shipped: tuple[str, ...],
+                  scales: tuple[int, ...] = (2,)) -> Campaign:
     """A campaign over a copy of some shipped files, training on Set14 (half held out), scoring on a Set5 crop."""
     assets = tmp_path / "assets"
     assets.mkdir()
-    entries = [e for e in BUNDLED if (e["name"], e["scale"]) in {(n, 2) for n in shipped}]
+    entries = [e for e in BUNDLED if (e["name"], e["scale"]) in {(n, s) for n in shipped for s in scales}]
     for e in entries:
         shutil.copyfile(hub.ASSETS_DIR / e["file"], assets / e["file"])
     (assets / hub.MANIFEST_NAME).write_text(json.dumps({"models": entries}))
@@ -198,6 +200,42 @@ def test_a_new_stage_starts_from_the_better_of_an_earlier_export_and_the_shipped
         campaign.save_record(first, {"finished": True, "chunks": [{"held_out_psnr": score, "step": 3, "shipped": False}]})
         tensors, _ = campaign.best_latent("srresnet", 2, later)
         assert all(torch.equal(tensors[k], expected[k]) for k in expected)
+
+
+X4_BODY_PLAN = PLAN.split("[[stage]]")[0] + """
+[[stage]]
+name = "srresnet_x2.a"
+model = "srresnet"
+scale = 2
+start = "x4-body"
+steps = 2
+
+[[stage]]
+name = "frbc_x2.a"
+model = "frbc"
+scale = 2
+start = "x4-body"
+steps = 2
+"""
+
+
+def test_an_x2_stage_starts_from_what_fits_of_its_x4_twin(tmp_path, data_root):
+    campaign = campaign_with(tmp_path, data_root, X4_BODY_PLAN, ("srresnet", "frbc"), scales=(2, 4))
+    for stage in campaign.plan.stages:
+        x4 = latent_from_shipped(campaign.assets / f"{stage.model}_x4.safetensors", stage.model, 4)
+        x2 = create_model(stage.model, 2).state_dict()
+        flags, ledger = campaign.prepare(stage)
+        init = load_file(str(campaign.folder(stage) / "init.safetensors"))
+        assert all(torch.equal(init[k], x4[k]) for k in init)
+        assert ledger == shipped_ledger(hub.manifest_entry(stage.model, 4, campaign.assets))  # the x4 lineage
+        if stage.model == "srresnet":  # full precision: everything but x4's second upsampling stage
+            left_out = set(x4) - set(init)
+            assert left_out and all(k not in x2 or x2[k].shape != x4[k].shape for k in left_out)
+            assert "--teacher" not in flags
+        else:  # a binary student: its binary body only, over the x2 teacher's head and tail
+            body = tuple(f"{n}." for n in binary_layers(create_model(stage.model, 2)))
+            assert set(init) == {k for k in x4 if k.startswith(body)}
+            assert "--teacher" in flags
 
 
 def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root):

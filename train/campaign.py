@@ -9,8 +9,10 @@ its budget is spent:
    ``last.pt`` (written atomically every ``checkpoint_minutes``), or, for a new stage, warm-started
    from the best weights known for the model: the export of an earlier stage of the same model and
    scale, else the shipped file (a packed binary file gives its latent weights back as
-   W = sum_i alpha_i B_i), else, for ``start = "x4-body"``, the x4 model's binary body over the
-   x2 teacher's head and tail; ``start = "teacher"`` starts from the teacher alone (ablations);
+   W = sum_i alpha_i B_i); an x2 stage with ``start = "x4-body"`` and no earlier x2 stage takes
+   what fits of the x4 model's weights instead (a binary student its binary body, over the x2
+   teacher's head and tail; a full-precision model all but x4's second upsampling stage);
+   ``start = "teacher"`` starts from the teacher alone (ablations);
 3. ships the run's weights the way ``train.release`` does into a candidate file, scores it on the
    images held out of the training folders (``holdout_every``; never a reported benchmark) and
    replaces the shipped file only when the candidate scores higher; then scores the new shipped
@@ -348,7 +350,7 @@ class Campaign:
             start = self.best_latent(stage.model, stage.scale, stage)
             if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
                 body = self.best_latent(stage.model, 4, None)
-                start = (binary_body(body[0], stage), body[1]) if body is not None else start
+                start = (x4_transfer(body[0], stage), body[1]) if body is not None else start
         if start is None:
             return flags, []
         tensors, ledger = start
@@ -539,11 +541,17 @@ def latent_from_shipped(path: Path, name: str, scale: int) -> dict[str, torch.Te
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def binary_body(tensors: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor]:
-    """The tensors of the binary layers (latent weights and method parameters) only: the body that
-    an x2 student takes over from its x4 twin, over the x2 teacher's head and tail."""
-    prefixes = tuple(f"{n}." for n in binary_layers(create_model(stage.model, stage.scale)))
-    return {k: v for k, v in tensors.items() if k.startswith(prefixes)}
+def x4_transfer(tensors: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor]:
+    """What an x2 stage with ``start = "x4-body"`` takes over from its x4 twin's weights: a binary
+    student the tensors of its binary layers (latent weights and method parameters), over the x2
+    teacher's head and tail; a full-precision model every tensor whose name and shape it has at x2
+    (all but x4's second upsampling stage)."""
+    model = create_model(stage.model, stage.scale)
+    if get_spec(stage.model).binary:
+        prefixes = tuple(f"{n}." for n in binary_layers(model))
+        return {k: v for k, v in tensors.items() if k.startswith(prefixes)}
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    return {k: v for k, v in tensors.items() if shapes.get(k) == v.shape}
 
 
 def shipped_ledger(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
