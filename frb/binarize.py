@@ -249,10 +249,13 @@ class WeightQuantizer(nn.Module):
 
     ``bases`` gives a list of (sign tensor in {-1,+1}, per-output-channel scale) pairs with
     W_b = sum_i scale_i[c] * sign_i; this is what the bitwise engine stores, and ``num_bases`` is
-    their number (the engine's cost per layer: one XNOR-popcount pass per basis).
+    their number (the engine's cost per layer: one XNOR-popcount pass per basis). ``scaled`` is
+    False for a quantizer whose W_b keeps no magnitude of W (its stored scales are 1), so the
+    packed form cannot give latent weights their size back.
     """
 
     num_bases = 1
+    scaled = True
 
     def bases(self, w: Tensor) -> list[tuple[Tensor, Tensor]]:
         raise NotImplementedError
@@ -263,6 +266,8 @@ class WeightQuantizer(nn.Module):
 
 class PlainSign(WeightQuantizer):
     """BNN weights: W_b = sign(W), clipped straight-through gradient, no scale."""
+
+    scaled = False
 
     def forward(self, w: Tensor) -> Tensor:
         return sign_clipped_ste(w)

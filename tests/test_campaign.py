@@ -68,7 +68,7 @@ def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp
     shipped = hub.ASSETS_DIR / f"{name}_x2.safetensors"
     if not shipped.is_file():
         pytest.skip(f"{shipped.name} not bundled")
-    latent = latent_from_shipped(shipped, name, 2)
+    latent = latent_from_shipped(shipped, name, 2, hub.ASSETS_DIR / f"{MODELS[name].teacher}_x2.safetensors")
     save_file({k: v.contiguous() for k, v in latent.items()}, str(tmp_path / "latent.safetensors"))
     again = ship(name, 2, tmp_path / "latent.safetensors", tmp_path)
     old, new = read_packed(shipped)[0], read_packed(again)[0]
@@ -80,6 +80,33 @@ def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp
             assert np.allclose(old[key], new[key], rtol=1e-5), key  # single-base scales too
         elif not key.endswith("weight_scales"):
             assert np.array_equal(old[key], new[key]), key
+
+
+UNSCALED = [name for name in BINARY
+            if not all(layer.weight_quantizer.scaled for layer in binary_layers(create_model(name, 2)).values())]
+
+
+@pytest.mark.parametrize("name", UNSCALED)
+def test_unscaled_binary_weights_get_their_teachers_magnitude_back(name):
+    """sign(W) stores no magnitude: latent weights of +/-1 would never flip, so each channel gets the
+    mean |W| of the teacher's same layer, with the shipped signs."""
+    shipped = hub.ASSETS_DIR / f"{name}_x2.safetensors"
+    teacher = hub.ASSETS_DIR / f"{MODELS[name].teacher}_x2.safetensors"
+    if not (shipped.is_file() and teacher.is_file()):
+        pytest.skip("not bundled")
+    with pytest.raises(ValueError, match="needs its teacher's weights"):
+        latent_from_shipped(shipped, name, 2)
+    latent = latent_from_shipped(shipped, name, 2, teacher)
+    signs = create_model(name, 2, pretrained=shipped).state_dict()
+    reference = load_file(str(teacher))
+    layers = binary_layers(create_model(name, 2))
+    assert layers
+    for layer_name in layers:
+        key = f"{layer_name}.weight"
+        magnitude = reference[key].float().abs().mean(dim=tuple(range(1, latent[key].dim())), keepdim=True)
+        assert torch.equal(torch.sign(latent[key]), torch.sign(signs[key].float()))
+        assert torch.allclose(latent[key].abs(), magnitude.expand_as(latent[key]))
+        assert latent[key].abs().max() < 0.5  # not the +/-1 the file stores
 
 
 def small_benchmark(tmp_path: Path, set5_dir: Path) -> Path:
@@ -411,6 +438,40 @@ def test_a_stage_whose_last_step_shipped_unrecorded_is_taken_up_at_its_last_step
     new = Campaign(campaign.plan, tmp_path / "new_machine", campaign.assets, data=campaign.data)
     assert new.taken_up_at(first) == first.steps - 1  # one step to close the stage, a valid --start-step
     assert new.config(first, 1.0, ["--init", "w.safetensors"]).start_step == first.steps - 1
+
+
+def test_redo_forgets_stale_stages_so_they_train_again_and_refuses_what_shipped(tmp_path, data_root, capsys):
+    from train.campaign import main
+
+    campaign = campaign_with(tmp_path, data_root, SWEEP_PLAN, ("srresnet", "frbc"))
+    stages = {s.name: s for s in campaign.plan.stages}
+    frbc_trials = [name for name in stages if name.startswith("recipe_x2.frbc.")]
+    campaign.save_record(stages["srresnet_x2.a"], {"finished": True, "chunks": [{"step": 3, "held_out_psnr": 30.0, "shipped": True}]})
+    campaign.save_record(stages["frbc_x2.a"], {"finished": True, "chunks": []})
+    for name, stage in stages.items():
+        if stage.sweep:
+            campaign.save_record(stage, {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 30.0, "shipped": False}]})
+    (campaign.folder(stages[frbc_trials[0]]) / "last.pt").write_bytes(b"state")
+    assert campaign.next_stage() == stages["frbc_x2.b"]
+
+    with pytest.raises(ValueError, match="srresnet_x2.a shipped weights and cannot be redone"):
+        campaign.redo(["srresnet_x2.a"])
+    args = ["--plan", str(tmp_path / "plan.toml"), "--runs", str(campaign.runs), "--assets", str(campaign.assets)]
+    assert main(args + ["--redo", "recipe_x3"]) == 1
+    assert "no stage of the plan is (or begins with) recipe_x3" in capsys.readouterr().err
+    assert main(args + ["--redo", "recipe_x2.frbc"]) == 0
+    assert capsys.readouterr().out.strip() == f"forgotten, to be trained again: {', '.join(frbc_trials)}"
+    assert not campaign.folder(stages[frbc_trials[0]]).exists()
+    assert set(campaign.journal()["stages"]) == set(stages) - set(frbc_trials) - {"frbc_x2.b"}
+    assert campaign.next_stage() == stages[frbc_trials[0]]  # trained again, before the stage that uses them
+
+    for name in frbc_trials:
+        campaign.save_record(stages[name], {"finished": True, "chunks": [{"step": 2, "held_out_psnr": 31.0, "shipped": False}]})
+    campaign.choose_recipe(stages["frbc_x2.b"])
+    with pytest.raises(ValueError, match="frbc_x2.b already took its recipe from recipe_x2.frbc.lr=1e-06"):
+        campaign.redo(["recipe_x2.frbc"])
+    assert campaign.redo(["recipe_x2.frbc", "frbc_x2.b"]) == frbc_trials + ["frbc_x2.b"]
+    assert campaign.recipe_choice(stages["frbc_x2.b"]) is None and "frbc_x2.b" not in campaign.journal()["recipes"]
 
 
 def test_a_trial_chunk_is_scored_on_held_out_images_and_never_shipped(tmp_path, data_root):

@@ -237,6 +237,33 @@ class Campaign:
         self.assets.mkdir(parents=True, exist_ok=True)
         write_json(self.assets / JOURNAL_NAME, journal)
 
+    def redo(self, names: list[str]) -> list[str]:
+        """Forget what stages did so that the next run trains them again (e.g. after a fix that makes
+        their results stale): their run folders, records and recipe choices go, here and in the
+        journal. ``names`` are stage names or prefixes of them (a sweep, ``recipe_x4_others.bnn``).
+        Refused for a stage that shipped weights (they stay shipped, with their ledger) and for
+        trials whose sweep already chose a later stage's recipe. Returns the stages forgotten."""
+        def matches(stage: Stage, name: str) -> bool:
+            return stage.name == name or stage.name.startswith(name + ".")
+        unknown = [n for n in names if not any(matches(s, n) for s in self.plan.stages)]
+        if unknown:
+            raise ValueError(f"no stage of the plan is (or begins with) {', '.join(unknown)}")
+        chosen = [s for s in self.plan.stages if any(matches(s, n) for n in names)]
+        shipped = [s.name for s in chosen if any(c.get("shipped") for c in self.record(s)["chunks"])]
+        if shipped:
+            raise ValueError(f"{', '.join(shipped)} shipped weights and cannot be redone")
+        for stage in self.plan.stages:
+            choice = self.recipe_choice(stage) if stage.recipe and stage not in chosen else None
+            if choice is not None and any(t.name == choice["trial"] for t in chosen):
+                raise ValueError(f"{stage.name} already took its recipe from {choice['trial']}; redo it too or neither")
+        journal = self.journal()
+        for stage in chosen:
+            shutil.rmtree(self.folder(stage), ignore_errors=True)
+            journal["stages"].pop(stage.name, None)
+            journal["recipes"].pop(stage.name, None)
+        write_json(self.assets / JOURNAL_NAME, journal)
+        return [s.name for s in chosen]
+
     def shipped_path(self, name: str, scale: int) -> Path | None:
         entry = hub.manifest_entry(name, scale, self.assets)
         path = self.assets / entry["file"] if entry else None
@@ -325,7 +352,10 @@ class Campaign:
         shipped = self.shipped_path(model, scale)
         if shipped is None:
             return None
-        return latent_from_shipped(shipped, model, scale), shipped_ledger(hub.manifest_entry(model, scale, self.assets))
+        teacher = get_spec(model).teacher
+        teacher_path = self.shipped_path(teacher, scale) if teacher else None
+        return (latent_from_shipped(shipped, model, scale, teacher_path),
+                shipped_ledger(hub.manifest_entry(model, scale, self.assets)))
 
     def prepare(self, stage: Stage) -> tuple[list[str], list]:
         """Flags for the stage's teacher and warm start (files written into its folder once), and its ledger."""
@@ -524,15 +554,31 @@ class Campaign:
 # --------------------------------------------------------------------------------------------
 
 
-def latent_from_shipped(path: Path, name: str, scale: int) -> dict[str, torch.Tensor]:
+def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None = None) -> dict[str, torch.Tensor]:
     """Float32 latent weights from a shipped file: a float16 state dict as it is, a packed binary
     file with each binary layer's latent weight set to its stored value W_b = sum_i alpha_i B_i
-    (re-binarizing it gives back B_1, so training resumes from what was shipped)."""
+    (re-binarizing it gives back B_1, so training resumes from what was shipped).
+
+    A quantizer without a scale (BNN's sign(W)) stores alpha = 1: latent weights of +/-1 sit
+    about 2,500 Adam steps at lr 4e-4 from any sign flip (and its clipped gradient stops beyond
+    1), so they would stay frozen. Those layers get instead B times the per-output-channel mean
+    |W| of the same layer in ``teacher`` (the full-precision weights the student started from),
+    which they then require.
+    """
     meta = weights_metadata(path)
     if meta.get("format") == PACKED_FORMAT:
         stored = create_model(name, scale, pretrained=path).state_dict()
         model = create_model(name, scale, **json.loads(meta["method_options"]))
         model.load_state_dict(stored, strict=False)
+        unscaled = {n: layer for n, layer in binary_layers(model).items() if not layer.weight_quantizer.scaled}
+        if unscaled and teacher is None:
+            raise ValueError(f"{Path(path).name}: {name}'s weights are sign(W) without a magnitude; rebuilding "
+                             "its latent weights needs its teacher's weights")
+        reference = load_file(str(teacher)) if unscaled else {}
+        with torch.no_grad():
+            for n, layer in unscaled.items():
+                w = reference[f"{n}.weight"].float()
+                layer.weight.mul_(w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True))
         for layer in binary_layers(model).values():  # e.g. BAM's learned scale, from W_b
             layer.reset_method_parameters()
         state = model.state_dict()
@@ -589,13 +635,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, help="wall-clock budget of this session of the campaign")
     add_campaign_arguments(parser)
     parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
+    parser.add_argument("--redo", nargs="+", metavar="STAGE",
+                        help="forget these stages (names or prefixes) so that they train again; then --hours, if given")
     args = parser.parse_args(argv)
     campaign = campaign_from_args(args)
     if args.status:
         print("\n".join(campaign.status()))
         return 0
-    if not args.hours:
-        parser.error("--hours is required (or --status)")
+    if not args.hours and not args.redo:
+        parser.error("--hours is required (or --status, --redo)")
     campaign.runs.mkdir(parents=True, exist_ok=True)
     with open(campaign.runs / "campaign.lock", "w") as lock:
         try:
@@ -603,7 +651,14 @@ def main(argv: list[str] | None = None) -> int:
         except BlockingIOError:
             print(f"error: another campaign holds {campaign.runs / 'campaign.lock'}", file=sys.stderr)
             return 1
-        return drive(campaign, args.hours)
+        if args.redo:
+            try:
+                forgotten = campaign.redo(args.redo)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"forgotten, to be trained again: {', '.join(forgotten)}")
+        return drive(campaign, args.hours) if args.hours else 0
 
 
 def drive(campaign: Campaign, hours: float) -> int:
