@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from frb import hub
+from frb.ablation import ablation_dir
 from frb.bitwise.export import read_packed
 from frb.imaging import load_image
 from frb.layers import binary_layers
@@ -238,6 +239,13 @@ start = "x4-body"
 steps = 2
 
 [[stage]]
+name = "swinir_s_x2.a"
+model = "swinir_s"
+scale = 2
+start = "x4-body"
+steps = 2
+
+[[stage]]
 name = "frbc_x2.a"
 model = "frbc"
 scale = 2
@@ -247,19 +255,25 @@ steps = 2
 
 
 def test_an_x2_stage_starts_from_what_fits_of_its_x4_twin(tmp_path, data_root):
-    campaign = campaign_with(tmp_path, data_root, X4_BODY_PLAN, ("srresnet", "frbc"), scales=(2, 4))
+    campaign = campaign_with(tmp_path, data_root, X4_BODY_PLAN, ("srresnet", "swinir_s", "frbc"), scales=(2, 4))
     for stage in campaign.plan.stages:
         x4 = latent_from_shipped(campaign.assets / f"{stage.model}_x4.safetensors", stage.model, 4)
+        own = latent_from_shipped(campaign.assets / f"{stage.model}_x2.safetensors", stage.model, 2)
         x2 = create_model(stage.model, 2).state_dict()
         flags, ledger = campaign.prepare(stage)
         init = load_file(str(campaign.folder(stage) / "init.safetensors"))
-        assert all(torch.equal(init[k], x4[k]) for k in init)
-        assert ledger == shipped_ledger(hub.manifest_entry(stage.model, 4, campaign.assets))  # the x4 lineage
-        if stage.model == "srresnet":  # full precision: everything but x4's second upsampling stage
-            left_out = set(x4) - set(init)
-            assert left_out and all(k not in x2 or x2[k].shape != x4[k].shape for k in left_out)
+        x4_ledger = shipped_ledger(hub.manifest_entry(stage.model, 4, campaign.assets))
+        if not MODELS[stage.model].binary:  # every x4 tensor that fits at x2, over the model's own x2 weights
+            fits = {k for k in x4 if k in x2 and x2[k].shape == x4[k].shape}
+            assert set(init) == set(x2) and fits
+            if stage.model == "swinir_s":  # one upsampling conv, whose shape depends on the scale: x2's own
+                assert set(x2) - fits and all(k.startswith("upsample.") for k in set(x2) - fits)
+            assert all(torch.equal(init[k], x4[k] if k in fits else own[k]) for k in init)
+            x2_ledger = shipped_ledger(hub.manifest_entry(stage.model, 2, campaign.assets))
+            assert ledger == x4_ledger + [seg for seg in x2_ledger if seg not in x4_ledger]  # both lineages
             assert "--teacher" not in flags
         else:  # a binary student: its binary body only, over the x2 teacher's head and tail
+            assert all(torch.equal(init[k], x4[k]) for k in init) and ledger == x4_ledger
             body = tuple(f"{n}." for n in binary_layers(create_model(stage.model, 2)))
             assert set(init) == {k for k in x4 if k.startswith(body)}
             assert "--teacher" in flags
@@ -456,9 +470,17 @@ def test_redo_forgets_stale_stages_so_they_train_again_and_refuses_what_shipped(
 
     with pytest.raises(ValueError, match="srresnet_x2.a shipped weights and cannot be redone"):
         campaign.redo(["srresnet_x2.a"])
+    bundle = ablation_dir(campaign.assets) / "recipe_x2.reactnet.lr=1e-06.safetensors"
+    bundle.parent.mkdir()
+    bundle.write_bytes(b"a bundled ablation result")
+    with pytest.raises(ValueError, match="recipe_x2.reactnet.lr=1e-06 is bundled in"):
+        campaign.redo(["recipe_x2.reactnet"])
     args = ["--plan", str(tmp_path / "plan.toml"), "--runs", str(campaign.runs), "--assets", str(campaign.assets)]
-    assert main(args + ["--redo", "recipe_x3"]) == 1
-    assert "no stage of the plan is (or begins with) recipe_x3" in capsys.readouterr().err
+    for unknown in ("recipe_x3", "recipe_x2.frbc.lr=1e-0"):  # names, not prefixes: lr=1e-06 stays
+        assert main(args + ["--redo", unknown]) == 1
+        assert f"no stage, sweep or <sweep>.<model> of the plan is named {unknown}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--status", "--redo", "recipe_x2"])
     assert main(args + ["--redo", "recipe_x2.frbc"]) == 0
     assert capsys.readouterr().out.strip() == f"forgotten, to be trained again: {', '.join(frbc_trials)}"
     assert not campaign.folder(stages[frbc_trials[0]]).exists()

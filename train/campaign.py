@@ -11,7 +11,8 @@ its budget is spent:
    scale, else the shipped file (a packed binary file gives its latent weights back as
    W = sum_i alpha_i B_i); an x2 stage with ``start = "x4-body"`` and no earlier x2 stage takes
    what fits of the x4 model's weights instead (a binary student its binary body, over the x2
-   teacher's head and tail; a full-precision model all but x4's second upsampling stage);
+   teacher's head and tail; a full-precision model every x4 tensor that fits at x2, over its own
+   best x2 weights);
    ``start = "teacher"`` starts from the teacher alone (ablations);
 3. ships the run's weights the way ``train.release`` does into a candidate file, scores it on the
    images held out of the training folders (``holdout_every``; never a reported benchmark) and
@@ -60,6 +61,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from frb import hub
+from frb.ablation import ablation_dir
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
     Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name, weights_file_name,
@@ -240,25 +242,33 @@ class Campaign:
     def redo(self, names: list[str]) -> list[str]:
         """Forget what stages did so that the next run trains them again (e.g. after a fix that makes
         their results stale): their run folders, records and recipe choices go, here and in the
-        journal. ``names`` are stage names or prefixes of them (a sweep, ``recipe_x4_others.bnn``).
-        Refused for a stage that shipped weights (they stay shipped, with their ledger) and for
-        trials whose sweep already chose a later stage's recipe. Returns the stages forgotten."""
+        journal. ``names`` are stage names, sweep names (all their trials) or ``<sweep>.<model>``
+        (``recipe_x4_others.bnn``: one model's trials).
+        Refused for a stage that shipped weights (they stay shipped, with their ledger), an ablation
+        stage whose result is bundled, and trials whose sweep already chose a later stage's recipe.
+        Returns the stages forgotten."""
         def matches(stage: Stage, name: str) -> bool:
-            return stage.name == name or stage.name.startswith(name + ".")
+            return stage.name == name or bool(stage.sweep) and name in (stage.sweep, f"{stage.sweep}.{stage.model}")
         unknown = [n for n in names if not any(matches(s, n) for s in self.plan.stages)]
         if unknown:
-            raise ValueError(f"no stage of the plan is (or begins with) {', '.join(unknown)}")
+            raise ValueError(f"no stage, sweep or <sweep>.<model> of the plan is named {', '.join(unknown)}")
         chosen = [s for s in self.plan.stages if any(matches(s, n) for n in names)]
-        shipped = [s.name for s in chosen if any(c.get("shipped") for c in self.record(s)["chunks"])]
+        shipped = [s.name for s in chosen
+                   if any(c.get("shipped") for c in self.record(s)["chunks"]) or self.shipped_segments(s)]
         if shipped:
             raise ValueError(f"{', '.join(shipped)} shipped weights and cannot be redone")
+        bundled = [s.name for s in chosen if (ablation_dir(self.assets) / f"{s.name}.safetensors").exists()]
+        if bundled:
+            raise ValueError(f"{', '.join(bundled)} is bundled in {ablation_dir(self.assets)}: remove it and its "
+                             "manifest entry first")
         for stage in self.plan.stages:
             choice = self.recipe_choice(stage) if stage.recipe and stage not in chosen else None
             if choice is not None and any(t.name == choice["trial"] for t in chosen):
                 raise ValueError(f"{stage.name} already took its recipe from {choice['trial']}; redo it too or neither")
         journal = self.journal()
         for stage in chosen:
-            shutil.rmtree(self.folder(stage), ignore_errors=True)
+            if self.folder(stage).exists():
+                shutil.rmtree(self.folder(stage))
             journal["stages"].pop(stage.name, None)
             journal["recipes"].pop(stage.name, None)
         write_json(self.assets / JOURNAL_NAME, journal)
@@ -379,14 +389,27 @@ class Campaign:
         elif stage.start != "teacher":
             start = self.best_latent(stage.model, stage.scale, stage)
             if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
-                body = self.best_latent(stage.model, 4, None)
-                start = (x4_transfer(body[0], stage), body[1]) if body is not None else start
+                x4 = self.best_latent(stage.model, 4, None)
+                if x4 is not None:
+                    start = self.over_x4(stage, x4, start)
         if start is None:
             return flags, []
         tensors, ledger = start
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(init))
         write_json(ledger_file, ledger)
         return flags + ["--init", str(init)], ledger
+
+    @staticmethod
+    def over_x4(stage: Stage, x4: tuple[dict[str, torch.Tensor], list], own: tuple[dict[str, torch.Tensor], list] | None
+                ) -> tuple[dict[str, torch.Tensor], list]:
+        """The start of an x2 stage with ``start = "x4-body"``: a binary student its x4 twin's binary
+        body alone (over the x2 teacher's head and tail); a full-precision model its own best weights
+        (``own``: an upsampler trained at x2) with every x4 tensor that fits at x2 over them, and
+        both ledgers."""
+        tensors, ledger = x4_transfer(x4[0], stage), list(x4[1])
+        if get_spec(stage.model).binary or own is None:
+            return tensors, ledger
+        return {**own[0], **tensors}, ledger + [seg for seg in own[1] if seg not in ledger]
 
     def shipped_segments(self, stage: Stage) -> list[dict[str, Any]]:
         """The ledger segments of the shipped file's lineage that this stage trained."""
@@ -562,8 +585,8 @@ def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None 
     A quantizer without a scale (BNN's sign(W)) stores alpha = 1: latent weights of +/-1 sit
     about 2,500 Adam steps at lr 4e-4 from any sign flip (and its clipped gradient stops beyond
     1), so they would stay frozen. Those layers get instead B times the per-output-channel mean
-    |W| of the same layer in ``teacher`` (the full-precision weights the student started from),
-    which they then require.
+    |W| of the same layer in ``teacher`` (the full-precision teacher's weights, the kind the
+    student started from), which they then require.
     """
     meta = weights_metadata(path)
     if meta.get("format") == PACKED_FORMAT:
@@ -591,7 +614,7 @@ def x4_transfer(tensors: dict[str, torch.Tensor], stage: Stage) -> dict[str, tor
     """What an x2 stage with ``start = "x4-body"`` takes over from its x4 twin's weights: a binary
     student the tensors of its binary layers (latent weights and method parameters), over the x2
     teacher's head and tail; a full-precision model every tensor whose name and shape it has at x2
-    (all but x4's second upsampling stage)."""
+    (all but the upsampling layers whose shapes depend on the scale)."""
     model = create_model(stage.model, stage.scale)
     if get_spec(stage.model).binary:
         prefixes = tuple(f"{n}." for n in binary_layers(model))
@@ -634,9 +657,11 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="The README's tables and learning curves: python -m train.report")
     parser.add_argument("--hours", type=float, help="wall-clock budget of this session of the campaign")
     add_campaign_arguments(parser)
-    parser.add_argument("--status", action="store_true", help="print every stage's progress and exit")
-    parser.add_argument("--redo", nargs="+", metavar="STAGE",
-                        help="forget these stages (names or prefixes) so that they train again; then --hours, if given")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--status", action="store_true", help="print every stage's progress and exit")
+    action.add_argument("--redo", nargs="+", metavar="STAGE",
+                        help="forget these stages (stage names, sweep names or <sweep>.<model>) so that they "
+                             "train again; then --hours, if given")
     args = parser.parse_args(argv)
     campaign = campaign_from_args(args)
     if args.status:
