@@ -26,9 +26,10 @@ A **recipe sweep** is a stage with ``sweep = [models]`` instead of ``model``: ev
 list is a grid axis, and each model gets one short trial per point of the grid (``steps`` each,
 all from the sweep's ``start``: the model's best known weights, or its teacher alone for a sweep
 that tunes what matters from the teacher, such as the DBT weight of the ablation), never shipped
-and scored on the held-out images only. A later stage with ``recipe = "<sweep name>"`` takes the swept flags of its model's
-best trial; the choice is made once, when the stage starts, and kept in its ``recipe.json``. The
-models of one sweep are tuned alike: same grid, same steps, same start rule.
+and scored on the held-out images only. A later stage with ``recipe = "<sweep name>"`` takes the
+swept flags of its model's best trial; the choice is made once, when the stage starts, and kept
+in its ``recipe.json``. The models of one sweep are tuned alike: same grid, same steps, same
+start rule.
 
 Run state lives outside the repository, in ``--runs`` (default ``$FRB_RUNS_DIR`` or
 ``~/.cache/frb-sr/runs``): one folder per stage with ``last.pt``, ``log.csv``, the export, the
@@ -391,25 +392,13 @@ class Campaign:
             if stage.start == "x4-body" and self._earlier_stage(stage.model, stage.scale, stage) is None:
                 x4 = self.best_latent(stage.model, 4, None)
                 if x4 is not None:
-                    start = self.over_x4(stage, x4, start)
+                    start = x4_start(stage, x4, start)
         if start is None:
             return flags, []
         tensors, ledger = start
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(init))
         write_json(ledger_file, ledger)
         return flags + ["--init", str(init)], ledger
-
-    @staticmethod
-    def over_x4(stage: Stage, x4: tuple[dict[str, torch.Tensor], list], own: tuple[dict[str, torch.Tensor], list] | None
-                ) -> tuple[dict[str, torch.Tensor], list]:
-        """The start of an x2 stage with ``start = "x4-body"``: a binary student its x4 twin's binary
-        body alone (over the x2 teacher's head and tail); a full-precision model its own best weights
-        (``own``: an upsampler trained at x2) with every x4 tensor that fits at x2 over them, and
-        both ledgers."""
-        tensors, ledger = x4_transfer(x4[0], stage), list(x4[1])
-        if get_spec(stage.model).binary or own is None:
-            return tensors, ledger
-        return {**own[0], **tensors}, ledger + [seg for seg in own[1] if seg not in ledger]
 
     def shipped_segments(self, stage: Stage) -> list[dict[str, Any]]:
         """The ledger segments of the shipped file's lineage that this stage trained."""
@@ -610,17 +599,23 @@ def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None 
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def x4_transfer(tensors: dict[str, torch.Tensor], stage: Stage) -> dict[str, torch.Tensor]:
-    """What an x2 stage with ``start = "x4-body"`` takes over from its x4 twin's weights: a binary
-    student the tensors of its binary layers (latent weights and method parameters), over the x2
-    teacher's head and tail; a full-precision model every tensor whose name and shape it has at x2
-    (all but the upsampling layers whose shapes depend on the scale)."""
+def x4_start(stage: Stage, x4: tuple[dict[str, torch.Tensor], list],
+             own: tuple[dict[str, torch.Tensor], list] | None) -> tuple[dict[str, torch.Tensor], list]:
+    """The start (tensors, ledger) of an x2 stage with ``start = "x4-body"`` from its x4 twin's
+    best weights ``x4``: a binary student takes the tensors of its binary layers alone (latent
+    weights and method parameters), over the x2 teacher's head and tail; a full-precision model
+    takes every x4 tensor whose name and shape it has at x2 (all but the upsampling layers whose
+    shapes depend on the scale) over its own best x2 weights ``own``, and both ledgers."""
     model = create_model(stage.model, stage.scale)
+    tensors, ledger = x4
     if get_spec(stage.model).binary:
         prefixes = tuple(f"{n}." for n in binary_layers(model))
-        return {k: v for k, v in tensors.items() if k.startswith(prefixes)}
+        return {k: v for k, v in tensors.items() if k.startswith(prefixes)}, list(ledger)
     shapes = {k: v.shape for k, v in model.state_dict().items()}
-    return {k: v for k, v in tensors.items() if shapes.get(k) == v.shape}
+    fits = {k: v for k, v in tensors.items() if shapes.get(k) == v.shape}
+    if own is None:
+        return fits, list(ledger)
+    return {**own[0], **fits}, list(ledger) + [seg for seg in own[1] if seg not in ledger]
 
 
 def shipped_ledger(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
