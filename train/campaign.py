@@ -63,6 +63,7 @@ from safetensors.torch import load_file, save_file
 
 from frb import hub
 from frb.ablation import ablation_dir
+from frb.binarize import channel_mean_abs
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
     Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name, weights_file_name,
@@ -589,8 +590,7 @@ def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None 
         reference = load_file(str(teacher)) if unscaled else {}
         with torch.no_grad():
             for n, layer in unscaled.items():
-                w = reference[f"{n}.weight"].float()
-                layer.weight.mul_(w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True))
+                layer.weight.mul_(channel_mean_abs(reference[f"{n}.weight"].float()))
         for layer in binary_layers(model).values():  # e.g. BAM's learned scale, from W_b
             layer.reset_method_parameters()
         state = model.state_dict()
