@@ -1,4 +1,12 @@
-"""Write a run's images as PNG files for download, one folder per run; old folders are removed."""
+"""Write the images an event returns as PNG files, one folder per call; old folders are removed.
+
+Every image a handler returns reaches Gradio as a path to a file written here, never as an array.
+Gradio stores an array under a hash of its encoded bytes by rewriting that file in place
+(``processing_utils.save_pil_to_cache``, gradio 6.31), so two requests with the same output (an
+example image, the default kernel view) rewrite the very file a third is downloading, and that
+download arrives cut short: 2 of 64 concurrent identical /kernels calls did. A path is copied into
+Gradio's cache under a temporary name and renamed into place, which no reader can catch half-written.
+"""
 from __future__ import annotations
 
 import shutil

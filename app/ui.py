@@ -100,11 +100,13 @@ def show_error(request: gr.Request) -> str:
 
 
 def _view(comparison: cmp.Comparison, x: float, y: float, size: float):
-    """Region picker (first output with the region outlined) and the synchronized crops."""
+    """The region, the picker (first output with the region outlined) and the synchronized crops, as PNG files."""
     h, w = cmp.output_shape(comparison)
     region = cmp.snap_region(x, y, size, h, w, comparison.scale)
-    picker = cmp.outline(comparison.results[0].image, region)
-    return region, picker, cmp.crops(comparison, region)
+    crops = cmp.crops(comparison, region)
+    paths = save_pngs({"region": cmp.outline(comparison.results[0].image, region)}
+                      | {f"crop_{i:02d}": crop for i, (crop, _) in enumerate(crops)})
+    return region, str(paths["region"]), [(str(paths[f"crop_{i:02d}"]), caption) for i, (_, caption) in enumerate(crops)]
 
 
 def picture_8_bit(picture: Picture) -> np.ndarray:
@@ -239,7 +241,8 @@ def pick_pair(comparison: cmp.Comparison | None, left: str, right: str):
     images = cmp.named_images(comparison)
     if left not in images or right not in images:
         return gr.skip()
-    return images[left], images[right]
+    paths = save_pngs({"left": images[left], "right": images[right]})
+    return str(paths["left"]), str(paths["right"])
 
 
 def load_example(name: str | None):
@@ -259,7 +262,7 @@ def show_kernels(model: str, layer: str | None, scale: int = 4):
         raise user_error(str(exc)) from None
     shape = "x".join(map(str, view.weight_shape))
     notice = f"{view.model} · {view.layer} · weight {shape}"
-    return view.figure, view.rows, notice + (f"\n• {view.notice}" if view.notice else "")
+    return str(save_pngs({"kernels": view.figure})["kernels"]), view.rows, notice + (f"\n• {view.notice}" if view.notice else "")
 
 
 def layers_for(model: str, scale: int = 4):

@@ -145,6 +145,13 @@ def test_handler_outputs(tmp_path):
     assert status == "ok"  # bicubic needs no weights, 40x40 needs no crop at x2
     start = cmp.default_region(comp)
     assert region == (start.x, start.y, start.size) and size == start.size
+    # every image goes out as a PNG file this call wrote (see app.outputs), pixel for pixel
+    assert np.array_equal(np.asarray(Image.open(picker)), cmp.outline(comp.results[0].image, start))
+    for (path, caption), (crop, expected_caption) in zip(crops, cmp.crops(comp, start), strict=True):
+        assert caption == expected_caption and np.array_equal(np.asarray(Image.open(path)), crop)
+    images = cmp.named_images(comp)
+    pair = ui.pick_pair(comp, left.value, right.value)
+    assert all(np.array_equal(np.asarray(Image.open(p)), images[name]) for p, name in zip(pair, (left.value, right.value)))
 
 
 @pytest.mark.parametrize(

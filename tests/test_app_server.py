@@ -98,6 +98,19 @@ def test_four_concurrent_clients(url, image_file):
     assert all(len(g) == 1 and read_png(g[0]["image"]).shape == (160, 192, 3) for g in results)
 
 
+def test_identical_concurrent_requests_arrive_whole(url):
+    """Eight clients ask for the same kernel view at once; every figure arrives whole and exact. (Gradio
+    rewrites an array's cached PNG in place while serving it: 4 of 128 such calls came cut short.)"""
+    expected = kernel_view("frbc", "body.0.conv1", 4).figure
+
+    def one(_):
+        return client(url).predict("frbc", "body.0.conv1", 4, api_name="/kernels")[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        figures = list(pool.map(one, range(32)))
+    assert all(np.array_equal(read_png(figure), expected) for figure in figures)
+
+
 def test_upscale_endpoint_returns_the_image_whole(url, tmp_path):
     from frb.models import create_model
     from frb.picture import load_picture
