@@ -17,6 +17,7 @@ from frb.bitwise.export import read_packed
 from frb.imaging import load_image
 from frb.layers import binary_layers
 from frb.models import MODELS, create_model
+import train.campaign
 from train.campaign import Campaign, latent_from_shipped, load_plan, shipped_ledger
 from frb.ledger import ledger_total
 from train.release import ship
@@ -182,7 +183,7 @@ def test_a_chunk_warm_starts_from_the_shipped_file_and_records_its_ledger(tmp_pa
     assert campaign.next_stage().name == "frbc_x2.a"  # srresnet finished
 
 
-def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root):
+def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root, monkeypatch):
     campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
     stage = campaign.plan.stages[0]
     good = {k: v.float() for k, v in load_file(str(hub.ASSETS_DIR / "srresnet_x2.safetensors")).items()}
@@ -201,6 +202,17 @@ def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root):
     # Now the shipped file is the worse one and the run's export the good one.
     ship("srresnet", 2, campaign.export(stage), campaign.assets)
     save_file(good, str(campaign.export(stage)))
+    worse_sha, manifest = hub.sha256_file(shipped), (campaign.assets / hub.MANIFEST_NAME).read_bytes()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # the session ends while the better candidate's benchmarks are scored
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.campaign, "evaluate_model", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            campaign.consider(stage, summary)
+    assert hub.sha256_file(shipped) == worse_sha  # the shipped file and its manifest entry still agree
+    assert (campaign.assets / hub.MANIFEST_NAME).read_bytes() == manifest
     outcome = campaign.consider(stage, summary)
     assert outcome["shipped"] and outcome["held_out_psnr"] > outcome["shipped_held_out_psnr"]
     entry = hub.manifest_entry("srresnet", 2, campaign.assets)

@@ -479,11 +479,12 @@ class Campaign:
         outcome["shipped_held_out_psnr"] = None if before is None else round(before, 4)
         if before is not None and score <= before:
             return outcome
-        target = self.assets / candidate.name
-        copy_file(candidate, target)
         metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
-        entry = manifest_entry(stage.model, stage.scale, target, summary, metrics)
+        entry = manifest_entry(stage.model, stage.scale, candidate, summary, metrics)
         entry["validation"] = validation
+        # the minutes of scoring are done before the shipped file changes: a kill between the two
+        # writes below is the only way left to leave a file its manifest entry does not describe
+        copy_file(candidate, self.assets / candidate.name)
         write_manifest(self.assets, [entry])
         outcome.update(shipped=True, metrics={k: round(v["psnr"], 3) for k, v in metrics.items()})
         return outcome
