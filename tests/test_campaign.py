@@ -311,6 +311,32 @@ def test_learning_curves_come_from_the_chunks_and_are_drawn(tmp_path, data_root)
         plot_curves({}, tmp_path / "none.png")
 
 
+def test_every_trained_model_has_its_own_curve_colour_at_both_scales(tmp_path):
+    from train.report import curve_colour, plot_curves
+
+    trained = [name for name, spec in MODELS.items() if spec.needs_weights]
+    assert len({curve_colour(name) for name in trained}) == len(trained)
+    drawn = {}
+    for scale in ("x4", "x2"):
+        plot_curves({f"frbc {scale}": [(1.0, 30.5), (2.0, 31.0)]}, tmp_path / f"{scale}.png")
+        pixels = np.asarray(Image.open(tmp_path / f"{scale}.png").convert("RGB")).reshape(-1, 3)
+        drawn[scale] = {tuple(p) for p in pixels} & {curve_colour(name) for name in trained}
+    assert drawn["x4"] == drawn["x2"] == {curve_colour("frbc")}
+
+
+def test_the_bicubic_bar_is_drawn_inside_the_range_of_its_panel(tmp_path):
+    from train.report import plot_curves
+
+    grey = (90, 90, 90)
+    for bicubic, path in (({}, tmp_path / "without.png"), ({"x4": 28.43}, tmp_path / "with.png")):
+        plot_curves({"frbc x4": [(1.0, 30.5), (2.0, 31.0)]}, path, bicubic)
+    dashed_rows = lambda path: np.flatnonzero(  # rows with a grey dash across the panel, not text's grey edges
+        (np.asarray(Image.open(path).convert("RGB")) == grey).all(axis=2).sum(axis=1) > 100)
+    rows = dashed_rows(tmp_path / "with.png")
+    assert len(dashed_rows(tmp_path / "without.png")) == 0 and len(rows) == 1
+    assert 30 < rows[0] < 320 - 50  # inside the plot area, not clipped: the range stretches to 28.43
+
+
 def test_readme_blocks_are_replaced_between_their_markers_only():
     from train.report import replace_blocks
 

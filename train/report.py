@@ -14,6 +14,7 @@ the curves. Without them the blocks are printed.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,47 +67,81 @@ def curve_points(campaign: Campaign) -> dict[str, list[tuple[float, float]]]:
 
 
 CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207),
-                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34)]
+                 (140, 86, 75), (227, 119, 194), (188, 189, 34), (0, 0, 128), (204, 163, 0), (0, 90, 50)]
+"""Distinct colours, none black or grey (the axes, text and bicubic bar are)."""
 
 
-def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, width: int = 900, panel_height: int = 320) -> None:
+def curve_colour(model: str) -> tuple[int, int, int]:
+    """One colour per trained model, the same at every scale: the registry's trained models in order
+    over ``CURVE_COLOURS`` (as many colours as models, so no two curves share one)."""
+    trained = [name for name in MODELS if get_spec(name).needs_weights]
+    return CURVE_COLOURS[trained.index(model) % len(CURVE_COLOURS)]
+
+
+def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values inside [low, high]: the smallest step of 1, 2, 2.5 or 5 times a power of ten
+    that gives at most ``most`` ticks."""
+    span = high - low
+    power = 10.0 ** math.floor(math.log10(span / most)) if span > 0 else 1.0
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if span / (m * power) <= most)
+    first = math.ceil(low / step - 1e-9) * step
+    return [first + k * step for k in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def dashed_line(draw: Any, y: float, x0: float, x1: float, colour: tuple[int, int, int], dash: int = 6) -> None:
+    """A horizontal dashed line (PIL draws only solid ones)."""
+    for x in range(int(x0), int(x1), 2 * dash):
+        draw.line([(x, y), (min(x + dash, x1), y)], fill=colour, width=1)
+
+
+def plot_curves(points: dict[str, list[tuple[float, float]]], path: Path, bicubic: dict[str, float] | None = None,
+                width: int = 900, panel_height: int = 320) -> None:
     """The learning curves as a PNG: Set5 Y-PSNR against the CPU-hours each model received, one
-    panel per scale (x4 above x2, each with its own dB range, one CPU-hour axis for all); the
-    legend gives each model's latest point."""
+    panel per scale (x4 above x2, each with its own dB range, one CPU-hour axis for all). Each model
+    keeps its colour at both scales (``curve_colour``); full-precision models are drawn with squares,
+    binarized ones with dots; ``bicubic`` (Set5 dB by scale label, ``{"x4": 28.43}``) is drawn as a
+    dashed line, the bar every binarized model but BNN and Bi-Real has to clear. The legend gives each
+    model's latest point, in the registry's order."""
     from PIL import Image, ImageDraw, ImageFont
 
     if not points:
         raise ValueError("no chunk has a learning-curve point yet")
+    bicubic = bicubic or {}
+    order = {name: k for k, name in enumerate(MODELS)}
+    model_of = lambda label: label.rsplit(" ", 1)[0]
     scales = sorted({label.rsplit(" ", 1)[1] for label in points}, key=lambda s: -int(s.lstrip("x")))
-    colours = {label: CURVE_COLOURS[k % len(CURVE_COLOURS)] for k, label in enumerate(sorted(points))}
     x1 = max(x for pts in points.values() for x, _ in pts) * 1.05 or 1.0
     img = Image.new("RGB", (width, panel_height * len(scales)), "white")
     draw, font = ImageDraw.Draw(img), ImageFont.load_default()
     for row, scale in enumerate(scales):
         panel = {label: pts for label, pts in points.items() if label.endswith(f" {scale}")}
-        ys = [y for pts in panel.values() for _, y in pts]
+        ys = [y for pts in panel.values() for _, y in pts] + ([bicubic[scale]] if scale in bicubic else [])
         y0, y1 = min(ys) - 0.2, max(ys) + 0.2
         origin = row * panel_height
         left, top, right, bottom = 70, origin + 30, width - 200, origin + panel_height - 50
         px = lambda x: left + x / x1 * (right - left)
         py = lambda y: bottom - (y - y0) / (y1 - y0) * (bottom - top)
         draw.rectangle([left, top, right, bottom], outline="black")
-        for i in range(6):
-            xv, yv = x1 * i / 5, y0 + (y1 - y0) * i / 5
-            if 0 < i < 5:
+        for xv in nice_ticks(0.0, x1):
+            if 0 < px(xv) - left < right - left:
                 draw.line([(px(xv), top), (px(xv), bottom)], fill=(225, 225, 225))
-                draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
-            draw.text((px(xv) - 10, bottom + 6), f"{xv:.1f}", fill="black", font=font)
-            draw.text((8, py(yv) - 6), f"{yv:.2f}", fill="black", font=font)
+            draw.text((px(xv) - 10, bottom + 6), f"{xv:g}", fill="black", font=font)
+        for yv in nice_ticks(y0, y1):
+            draw.line([(left, py(yv)), (right, py(yv))], fill=(225, 225, 225))
+            draw.text((8, py(yv) - 6), f"{yv:g}", fill="black", font=font)
+        if scale in bicubic:
+            dashed_line(draw, py(bicubic[scale]), left, right, (90, 90, 90))
+            draw.text((left + 6, py(bicubic[scale]) - 14), f"bicubic {bicubic[scale]:.2f} dB", fill=(90, 90, 90), font=font)
         draw.text(((left + right) // 2 - 60, bottom + 28), "CPU-hours in the ledger", fill="black", font=font)
         draw.text((left, origin + 8), f"{scale}: {CURVE_SET} Y-PSNR (dB) after each campaign chunk", fill="black", font=font)
-        for k, (label, pts) in enumerate(sorted(panel.items())):
-            xy = [(px(x), py(y)) for x, y in sorted(pts)]
+        for k, label in enumerate(sorted(panel, key=lambda lab: order.get(model_of(lab), len(order)))):
+            colour, square = curve_colour(model_of(label)), not get_spec(model_of(label)).binary
+            xy = [(px(x), py(y)) for x, y in sorted(panel[label])]
             if len(xy) > 1:
-                draw.line(xy, fill=colours[label], width=2)
+                draw.line(xy, fill=colour, width=2)
             for x, y in xy:
-                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colours[label])
-            draw.text((right + 15, top + 18 * k), f"{label}: {max(pts)[1]:.2f} dB", fill=colours[label], font=font)
+                (draw.rectangle if square else draw.ellipse)([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            draw.text((right + 15, top + 18 * k), f"{label}: {max(panel[label])[1]:.2f} dB", fill=colour, font=font)
     img.save(path, format="PNG")
 
 
@@ -179,13 +214,18 @@ def table1_block(campaign: Campaign, model: str = "frbc", scale: int = 4) -> str
     return "\n".join(lines) + "\n"
 
 
-def readme_blocks(campaign: Campaign) -> dict[str, str]:
-    """Every README block the report owns, by name."""
+def bicubic_scores(campaign: Campaign) -> dict[int, dict[str, dict[str, float]]]:
+    """Bicubic's scores on the campaign's benchmarks at x4 and x2, measured here."""
+    return {scale: evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
+            for scale in (4, 2)}
+
+
+def readme_blocks(campaign: Campaign, bicubic: dict[int, dict[str, dict[str, float]]]) -> dict[str, str]:
+    """Every README block the report owns, by name (``bicubic`` from ``bicubic_scores``)."""
     entries = hub.read_manifest(campaign.assets)
     blocks = {}
-    for scale in (4, 2):
-        bicubic = evaluate_model(create_model("bicubic", scale), campaign.benchmarks, scale, torch.device("cpu"))
-        blocks[f"results-x{scale}"] = results_table(entries, scale, bicubic)
+    for scale, scores in bicubic.items():
+        blocks[f"results-x{scale}"] = results_table(entries, scale, scores)
     blocks["campaign-chunks"] = history_table(campaign)
     blocks["recipe-sweeps"] = sweep_table(campaign)
     blocks["ablation"] = ablation_table(read_ablation(campaign.assets))
@@ -201,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", help="also draw the learning curves (Set5 vs CPU-hours) into this PNG")
     args = parser.parse_args(argv)
     campaign = campaign_from_args(args)
-    blocks = readme_blocks(campaign)
+    bicubic = bicubic_scores(campaign)
+    blocks = readme_blocks(campaign, bicubic)
     if args.readme:
         readme = Path(args.readme)
         try:
@@ -219,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         if not points:
             print(f"error: no campaign chunk in {campaign.runs} has a Set5 score yet; {args.plot} not drawn", file=sys.stderr)
             return 1
-        plot_curves(points, Path(args.plot))
+        plot_curves(points, Path(args.plot), {f"x{scale}": scores[CURVE_SET]["psnr"]
+                                              for scale, scores in bicubic.items() if CURVE_SET in scores})
         print(f"written: {args.plot}")
     return 0
 
