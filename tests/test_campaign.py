@@ -66,7 +66,7 @@ def test_every_shipped_ledger_adds_up(entry):
 
 
 @pytest.mark.parametrize("name", BINARY)
-def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp_path):
+def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_binary_weights(name, tmp_path):
     shipped = hub.ASSETS_DIR / f"{name}_x2.safetensors"
     if not shipped.is_file():
         pytest.skip(f"{shipped.name} not bundled")
@@ -76,13 +76,15 @@ def test_latent_weights_rebuilt_from_a_shipped_file_ship_the_same_bits(name, tmp
     old, new = read_packed(shipped)[0], read_packed(again)[0]
     assert old.keys() == new.keys()
     for key in old:
-        if key.endswith("weight_bits"):
-            assert np.array_equal(old[key], new[key]), key  # every base's signs come back
-        elif key.endswith("weight_scales") and old[key].shape[0] == 1:
-            assert np.allclose(old[key], new[key], rtol=1e-5), key  # single-base scales too
-        elif not key.endswith("weight_scales"):
+        if not key.endswith(("weight_bits", "weight_scales")):
             assert np.array_equal(old[key], new[key]), key
-
+    before, after = (binary_layers(create_model(name, 2, pretrained=path)) for path in (shipped, again))
+    for layer_name, layer in before.items():
+        stored, rebuilt = layer.weight_quantizer, after[layer_name].weight_quantizer
+        if stored.num_bases == 1:  # W_b = alpha_c B comes back (a learned alpha_c < 0 as -alpha_c times -B)
+            torch.testing.assert_close(rebuilt.value(), stored.value(), rtol=1e-5, atol=0, msg=layer_name)
+        else:  # W_b = sum_i alpha_i B_i gives back every base's signs; its scales are estimated again
+            assert np.array_equal(stored.bits, rebuilt.bits), layer_name
 
 UNSCALED = [name for name in BINARY
             if not all(layer.weight_quantizer.scaled for layer in binary_layers(create_model(name, 2)).values())]

@@ -571,7 +571,8 @@ class Campaign:
 def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None = None) -> dict[str, torch.Tensor]:
     """Float32 latent weights from a shipped file: a float16 state dict as it is, a packed binary
     file with each binary layer's latent weight set to its stored value W_b = sum_i alpha_i B_i
-    (re-binarizing it gives back B_1, so training resumes from what was shipped).
+    (re-binarizing it gives back B_1, so training resumes from what was shipped; a learned scale
+    that went negative, as BAM's gamma_c can, comes back as |gamma_c| times -B, the same W_b).
 
     A quantizer without a scale (BNN's sign(W)) stores alpha = 1: latent weights of +/-1 sit
     about 2,500 Adam steps at lr 4e-4 from any sign flip (and its clipped gradient stops beyond
