@@ -221,6 +221,33 @@ def test_only_a_better_candidate_replaces_the_shipped_file(tmp_path, data_root, 
     assert entry["sha256"] == hub.sha256_file(shipped) and set(entry["metrics"]) == {"Set5"}
 
 
+def test_a_candidate_the_packed_engine_scores_otherwise_is_not_shipped(tmp_path, data_root, monkeypatch):
+    campaign = campaign_with(tmp_path, data_root, PLAN, ("srresnet",))
+    stage = campaign.plan.stages[1]  # frbc x2, no shipped file yet: any candidate would ship
+    campaign.folder(stage).mkdir(parents=True)
+    latent = latent_from_shipped(hub.ASSETS_DIR / "frbc_x2.safetensors", "frbc", 2)
+    save_file({k: v.contiguous() for k, v in latent.items()}, str(campaign.export(stage)))
+    summary = {"steps": 5, "finished": False, "ledger": [], "wall_time_s": 1.0}
+    scored = train.campaign.evaluate_pairs
+
+    def engine_off_by(db):
+        def evaluate(*args, backend="torch", **kwargs):
+            result = scored(*args, backend=backend, **kwargs)
+            return {**result, "psnr": result["psnr"] + (db if backend == "bitwise" else 0.0)}
+        return evaluate
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.campaign, "evaluate_pairs", engine_off_by(0.05))
+        outcome = campaign.consider(stage, summary)
+    assert not outcome["shipped"] and outcome["refused"].startswith("the packed engine scores")
+    assert f"the torch backend {outcome['Set5_psnr']:.3f}" in outcome["refused"]
+    assert not (campaign.assets / "frbc_x2.safetensors").exists() and hub.manifest_entry("frbc", 2, campaign.assets) is None
+    with monkeypatch.context() as patch:  # within the tolerance: shipped
+        patch.setattr(train.campaign, "evaluate_pairs", engine_off_by(0.005))
+        assert campaign.consider(stage, summary)["shipped"]
+    assert hub.manifest_entry("frbc", 2, campaign.assets)["sha256"] == hub.sha256_file(campaign.assets / "frbc_x2.safetensors")
+
+
 def test_a_finished_or_teacherless_stage_is_skipped(tmp_path, data_root):
     campaign = campaign_with(tmp_path, data_root, PLAN, ())  # no shipped srresnet x2: frbc has no teacher
     first, second = campaign.plan.stages

@@ -16,8 +16,10 @@ its budget is spent:
    ``start = "teacher"`` starts from the teacher alone (ablations);
 3. ships the run's weights the way ``train.release`` does into a candidate file, scores it on the
    images held out of the training folders (``holdout_every``; never a reported benchmark) and
-   replaces the shipped file only when the candidate scores higher; then scores the new shipped
-   file on Set5 / Set14 / B100 and writes its manifest entry, compute ledger included;
+   replaces the shipped file only when the candidate scores higher (and, for a binarized model,
+   the packed engine users run scores it on Set5 as the torch backend does, to
+   ``frb.evaluate.BACKEND_AGREEMENT_DB``); then scores the new shipped file on Set5 / Set14 / B100
+   and writes its manifest entry, compute ledger included;
 4. marks the stage finished when its schedule is done. A stage with ``ship = false`` (the paper's
    ablation) never replaces a shipped file: when it finishes, its packed weights are scored on the
    benchmarks and bundled under ``assets/weights/ablation`` (``frb.ablation``).
@@ -66,7 +68,8 @@ from frb.ablation import ablation_dir
 from frb.binarize import channel_mean_abs
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
-    Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name, weights_file_name,
+    BACKEND_AGREEMENT_DB, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name,
+    weights_file_name,
 )
 from frb.imaging import load_image, make_lr
 from frb.layers import binary_layers
@@ -464,8 +467,8 @@ class Campaign:
         if stage.sweep:  # a recipe trial: the held-out score is all it is for
             return outcome
         curve = [b for b in self.benchmarks if set_name(b) == CURVE_SET]
-        if curve:  # a learning-curve point for the README; never used to choose what ships
-            pairs = load_pairs(curve[0], stage.scale)
+        pairs = load_pairs(curve[0], stage.scale) if curve else []
+        if pairs:  # a learning-curve point for the README; never used to choose what ships
             outcome[f"{CURVE_SET}_psnr"] = round(evaluate_pairs(model, pairs, stage.scale, torch.device(self.device), ssim=False)["psnr"], 4)
         validation = {"held_out_psnr": round(score, 4), "images": len(self.validation_pairs(stage.scale)),
                       "holdout_every": self.holdout_every}
@@ -479,6 +482,10 @@ class Campaign:
         outcome["shipped_held_out_psnr"] = None if before is None else round(before, 4)
         if before is not None and score <= before:
             return outcome
+        refused = self.backends_disagree(model, stage, pairs, outcome.get(f"{CURVE_SET}_psnr"))
+        if refused:
+            outcome["refused"] = refused
+            return outcome
         metrics = evaluate_model(model, self.benchmarks, stage.scale, torch.device(self.device))
         entry = manifest_entry(stage.model, stage.scale, candidate, summary, metrics)
         entry["validation"] = validation
@@ -488,6 +495,19 @@ class Campaign:
         write_manifest(self.assets, [entry])
         outcome.update(shipped=True, metrics={k: round(v["psnr"], 3) for k, v in metrics.items()})
         return outcome
+
+    def backends_disagree(self, model: torch.nn.Module, stage: Stage, pairs: list[Pair], torch_psnr: float | None) -> str:
+        """Why a binarized candidate that validates better must not ship ('' when it may): the packed
+        engine, which the app and ``frb upscale`` run, scores it on Set5 more than
+        ``BACKEND_AGREEMENT_DB`` away from the torch backend (``torch_psnr``), which scores the
+        manifest. Its output then hangs on float rounding, and no table could say what users get."""
+        if not get_spec(stage.model).binary or torch_psnr is None:
+            return ""
+        engine = evaluate_pairs(model, pairs, stage.scale, torch.device("cpu"), ssim=False, backend="bitwise")["psnr"]
+        if abs(engine - torch_psnr) <= BACKEND_AGREEMENT_DB:
+            return ""
+        return (f"the packed engine scores {engine:.3f} dB on {CURVE_SET}, the torch backend {torch_psnr:.3f}: "
+                "its output hangs on float rounding")
 
     # -- one chunk ------------------------------------------------------------------------
 
@@ -516,8 +536,9 @@ class Campaign:
         if stage.sweep:
             verdict = ": a recipe trial, never shipped"
         else:
-            verdict = (f"(shipped {outcome.get('shipped_held_out_psnr')}): "
-                       f"{'shipped' if outcome['shipped'] else 'kept the shipped file'}")
+            result = ("shipped" if outcome["shipped"] else f"not shipped: {outcome['refused']}" if outcome.get("refused")
+                      else "kept the shipped file")
+            verdict = f"(shipped {outcome.get('shipped_held_out_psnr')}): {result}"
         log(f"{stage.name}: step {outcome['step']}/{stage.steps}, held-out {outcome['held_out_psnr']:.3f} dB "
             f"{verdict}; {describe(record['ledger'])}")
         return record
