@@ -337,6 +337,29 @@ class SecondOrderResidualSign(WeightQuantizer):
         return f"second_order={self.second_order}"
 
 
+def second_order_latent(b1: Tensor, alpha1: Tensor, b2: Tensor, alpha2: Tensor) -> Tensor:
+    """Latent weights W that :class:`SecondOrderResidualSign` binarizes back into the given bases:
+    sign(W) = B1, mean |W_c| = alpha1_c, sign(W - alpha1 B1) = B2 and mean |W_c - alpha1_c B1| = alpha2_c.
+
+    W_b = alpha1 B1 + alpha2 B2 itself does not do this where alpha2_c > alpha1_c (a heavy-tailed
+    channel): there sign(W_b) is B2 wherever the bases differ. Instead, with p_c the fraction of
+    channel c where B2 = B1,
+
+        W = B1 (alpha1 + alpha2 / (2 p))          where B2 = B1
+        W = B1 (alpha1 - alpha2 / (2 (1 - p)))    where B2 = -B1
+
+    whose magnitude stays positive for any bases that came from real weights (there the mean of
+    alpha1 - |W| over the second set is alpha2 / (2 (1 - p)) and at most alpha1).
+    ``b1``, ``b2``: +/-1 of the weight's shape; ``alpha1``, ``alpha2``: (out,) scales.
+    """
+    shape = (-1,) + (1,) * (b1.dim() - 1)
+    agree = (b1 == b2).float()
+    p = agree.flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
+    a1, a2 = alpha1.view(shape), alpha2.view(shape)
+    magnitude = agree * (a1 + a2 / (2 * p)) + (1 - agree) * (a1 - a2 / (2 * (1 - p)))
+    return b1 * magnitude
+
+
 class LibraSign(WeightQuantizer):
     """IR-Net's Libra-PB weights with the EDE gradient (Qin et al., CVPR 2020).
 

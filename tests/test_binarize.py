@@ -94,6 +94,20 @@ def test_second_order_residual_sign_matches_the_formula():
     assert ((W - y).abs().sum(1) < (W - first).abs().sum(1)).all()
 
 
+def test_second_order_latent_binarizes_back_into_the_same_bases():
+    torch.manual_seed(0)
+    w = torch.randn(16, 60) * 0.01
+    w[:8, 0] = 3.0  # heavy-tailed channels: alpha2 > alpha1, where W_b itself re-binarizes wrongly
+    (b1, a1), (b2, a2) = B.SecondOrderResidualSign().bases(w)
+    assert (a2[:8] > a1[:8]).all()
+    naive = a1.view(-1, 1) * b1 + a2.view(-1, 1) * b2
+    assert not torch.equal(B.sign(naive), b1)
+    (c1, s1), (c2, s2) = B.SecondOrderResidualSign().bases(B.second_order_latent(b1, a1, b2, a2))
+    assert torch.equal(c1, b1) and torch.equal(c2, b2)
+    torch.testing.assert_close(s1, a1, rtol=1e-5, atol=0)
+    torch.testing.assert_close(s2, a2, rtol=1e-4, atol=0)
+
+
 def test_first_order_srb_is_channel_mean_sign():
     q = B.SecondOrderResidualSign(second_order=False)
     assert q.num_bases == 1
