@@ -260,6 +260,13 @@ class WeightQuantizer(nn.Module):
     def bases(self, w: Tensor) -> list[tuple[Tensor, Tensor]]:
         raise NotImplementedError
 
+    def latent(self, bases: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Latent weights W that ``bases(W)`` turns back into ``bases`` (training resumes from a packed
+        file): W_b = sum_i scale_i[c] * sign_i by default, right for one basis taken from sign(W) or
+        sign(W_c - mean(W_c)). A learned scale is reset from W separately (``reset_from_weight``)."""
+        shape = (-1,) + (1,) * (bases[0][0].dim() - 1)
+        return sum(scale.view(shape) * signs for signs, scale in bases)
+
     def reset_from_weight(self, w: Tensor) -> None:
         """Initialise learnable parts from the (full-precision) weights; nothing by default."""
 
@@ -333,31 +340,32 @@ class SecondOrderResidualSign(WeightQuantizer):
         clipped = w.clamp(-1.0, 1.0)
         return value + (clipped - clipped.detach())
 
+    def latent(self, bases: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Latent weights W that binarize back into B1, alpha1, B2, alpha2: sign(W) = B1,
+        mean |W_c| = alpha1_c, sign(W - alpha1 B1) = B2 and mean |W_c - alpha1_c B1| = alpha2_c.
+
+        W_b = alpha1 B1 + alpha2 B2 itself does not do this where alpha2_c > alpha1_c (a heavy-tailed
+        channel): there sign(W_b) is B2 wherever the bases differ. Instead, with p_c the fraction of
+        channel c where B2 = B1,
+
+            W = B1 (alpha1 + alpha2 / (2 p))          where B2 = B1
+            W = B1 (alpha1 - alpha2 / (2 (1 - p)))    where B2 = -B1
+
+        whose magnitude stays positive for any bases that came from real weights (there the mean of
+        alpha1 - |W| over the second set is alpha2 / (2 (1 - p)) and at most alpha1).
+        """
+        if not self.second_order:
+            return super().latent(bases)
+        (b1, alpha1), (b2, alpha2) = bases
+        shape = (-1,) + (1,) * (b1.dim() - 1)
+        agree = (b1 == b2).float()
+        p = agree.flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
+        a1, a2 = alpha1.view(shape), alpha2.view(shape)
+        magnitude = agree * (a1 + a2 / (2 * p)) + (1 - agree) * (a1 - a2 / (2 * (1 - p)))
+        return b1 * magnitude
+
     def extra_repr(self) -> str:
         return f"second_order={self.second_order}"
-
-
-def second_order_latent(b1: Tensor, alpha1: Tensor, b2: Tensor, alpha2: Tensor) -> Tensor:
-    """Latent weights W that :class:`SecondOrderResidualSign` binarizes back into the given bases:
-    sign(W) = B1, mean |W_c| = alpha1_c, sign(W - alpha1 B1) = B2 and mean |W_c - alpha1_c B1| = alpha2_c.
-
-    W_b = alpha1 B1 + alpha2 B2 itself does not do this where alpha2_c > alpha1_c (a heavy-tailed
-    channel): there sign(W_b) is B2 wherever the bases differ. Instead, with p_c the fraction of
-    channel c where B2 = B1,
-
-        W = B1 (alpha1 + alpha2 / (2 p))          where B2 = B1
-        W = B1 (alpha1 - alpha2 / (2 (1 - p)))    where B2 = -B1
-
-    whose magnitude stays positive for any bases that came from real weights (there the mean of
-    alpha1 - |W| over the second set is alpha2 / (2 (1 - p)) and at most alpha1).
-    ``b1``, ``b2``: +/-1 of the weight's shape; ``alpha1``, ``alpha2``: (out,) scales.
-    """
-    shape = (-1,) + (1,) * (b1.dim() - 1)
-    agree = (b1 == b2).float()
-    p = agree.flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
-    a1, a2 = alpha1.view(shape), alpha2.view(shape)
-    magnitude = agree * (a1 + a2 / (2 * p)) + (1 - agree) * (a1 - a2 / (2 * (1 - p)))
-    return b1 * magnitude
 
 
 class LibraSign(WeightQuantizer):
@@ -392,6 +400,15 @@ class LibraSign(WeightQuantizer):
     def bases(self, w: Tensor) -> list[tuple[Tensor, Tensor]]:
         centred = self._centred(w)
         return [(sign(centred), self._scale(centred).flatten())]
+
+    def latent(self, bases: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """W = s B / (4 p (1 - p)), p_c the fraction of B_c = +1: centring takes B's mean 2p - 1 off,
+        which keeps each sign and leaves mean |W_c - mean(W_c)| = s_c exactly (s B itself would give
+        4 p (1 - p) s, a different power of two once p is far from 1/2)."""
+        (signs, scale), = bases
+        shape = (-1,) + (1,) * (signs.dim() - 1)
+        p = (signs > 0).float().flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
+        return scale.view(shape) * signs / (4 * p * (1 - p))
 
 
 class LearnedScaleSign(WeightQuantizer):

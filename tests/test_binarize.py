@@ -98,14 +98,30 @@ def test_second_order_latent_binarizes_back_into_the_same_bases():
     torch.manual_seed(0)
     w = torch.randn(16, 60) * 0.01
     w[:8, 0] = 3.0  # heavy-tailed channels: alpha2 > alpha1, where W_b itself re-binarizes wrongly
-    (b1, a1), (b2, a2) = B.SecondOrderResidualSign().bases(w)
+    q = B.SecondOrderResidualSign()
+    (b1, a1), (b2, a2) = bases = q.bases(w)
     assert (a2[:8] > a1[:8]).all()
     naive = a1.view(-1, 1) * b1 + a2.view(-1, 1) * b2
     assert not torch.equal(B.sign(naive), b1)
-    (c1, s1), (c2, s2) = B.SecondOrderResidualSign().bases(B.second_order_latent(b1, a1, b2, a2))
+    (c1, s1), (c2, s2) = q.bases(q.latent(bases))
     assert torch.equal(c1, b1) and torch.equal(c2, b2)
     torch.testing.assert_close(s1, a1, rtol=1e-5, atol=0)
     torch.testing.assert_close(s2, a2, rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("method", sorted(B.METHODS))
+def test_every_weight_quantizer_rebuilds_latent_weights_that_binarize_back_into_its_bases(method):
+    torch.manual_seed(0)
+    w = torch.randn(8, 4, 3, 3) * 0.05
+    w[:2, 0, 0, 0] = 2.0  # heavy-tailed channels
+    q = B.get_method(method).weight_quantizer(8)
+    q.reset_from_weight(w)
+    bases = q.bases(w)
+    again = q.bases(q.latent(bases))
+    assert len(again) == len(bases) == q.num_bases
+    for (signs, scale), (signs_again, scale_again) in zip(bases, again):
+        assert torch.equal(signs_again, signs)
+        torch.testing.assert_close(scale_again, scale, rtol=1e-4, atol=0)
 
 
 def test_first_order_srb_is_channel_mean_sign():

@@ -65,7 +65,7 @@ from safetensors.torch import load_file, save_file
 
 from frb import hub
 from frb.ablation import ablation_dir
-from frb.binarize import channel_mean_abs, second_order_latent
+from frb.binarize import channel_mean_abs
 from frb.bitwise.export import FORMAT as PACKED_FORMAT
 from frb.evaluate import (
     BACKEND_AGREEMENT_DB, Pair, default_data_dirs, evaluate_model, evaluate_pairs, image_files, load_pairs, set_name,
@@ -591,11 +591,11 @@ class Campaign:
 
 def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None = None) -> dict[str, torch.Tensor]:
     """Float32 latent weights from a shipped file: a float16 state dict as it is, a packed binary
-    file with each one-base layer's latent weight set to its stored value W_b = alpha B
-    (re-binarizing it gives back B, so training resumes from what was shipped; a learned scale
-    that went negative, as BAM's gamma_c can, comes back as |gamma_c| times -B, the same W_b) and
-    each two-base (FRB) layer's to weights that re-binarize into both stored bases and scales
-    (:func:`frb.binarize.second_order_latent`; W_b itself would not where alpha2_c > alpha1_c).
+    file with each binary layer's latent weight rebuilt by its weight quantizer from the stored
+    bases (``WeightQuantizer.latent``: re-binarizing it gives back the same bases, so training
+    resumes from what was shipped). For one basis that is W_b = alpha B itself; a learned scale
+    that went negative, as BAM's gamma_c can, comes back as |gamma_c| times -B, the same W_b. FRB's
+    two bases need a two-level latent, since W_b would not re-binarize into B1 where alpha2_c > alpha1_c.
 
     A quantizer without a scale (BNN's sign(W)) stores alpha = 1: latent weights of +/-1 sit
     about 2,500 Adam steps at lr 4e-4 from any sign flip (and its clipped gradient stops beyond
@@ -608,11 +608,10 @@ def latent_from_shipped(path: Path, name: str, scale: int, teacher: Path | None 
         shipped = create_model(name, scale, pretrained=path)
         model = create_model(name, scale, **json.loads(meta["method_options"]))
         model.load_state_dict(shipped.state_dict(), strict=False)
-        with torch.no_grad():  # two bases: latent weights that give back both bases (see second_order_latent)
-            for n, layer in binary_layers(shipped).items():
-                if layer.weight_quantizer.num_bases == 2:
-                    (b1, a1), (b2, a2) = layer.weight_quantizer.bases(layer.weight)
-                    model.get_submodule(n).weight.copy_(second_order_latent(b1, a1, b2, a2))
+        stored = binary_layers(shipped)
+        with torch.no_grad():
+            for n, layer in binary_layers(model).items():
+                layer.weight.copy_(layer.weight_quantizer.latent(stored[n].weight_quantizer.bases(layer.weight)))
         unscaled = {n: layer for n, layer in binary_layers(model).items() if not layer.weight_quantizer.scaled}
         if unscaled and teacher is None:
             raise ValueError(f"{Path(path).name}: {name}'s weights are sign(W) without a magnitude; rebuilding "
