@@ -92,6 +92,11 @@ def _per_channel(values: Tensor, x: Tensor, channel_dim: int) -> Tensor:
     return values.view(shape)
 
 
+def combine_bases(bases: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """W_b = sum_i scale_i[c] * sign_i: the binary weights of (sign, per-output-channel scale) pairs."""
+    return sum(_per_channel(scale, signs, 0) * signs for signs, scale in bases)
+
+
 def match_channels(x: Tensor, out_channels: int, channel_dim: int) -> Tensor:
     """Bring a layer input to the layer's output width for a real-valued shortcut.
 
@@ -264,8 +269,7 @@ class WeightQuantizer(nn.Module):
         """Latent weights W that ``bases(W)`` turns back into ``bases`` (training resumes from a packed
         file): W_b = sum_i scale_i[c] * sign_i by default, right for one basis taken from sign(W) or
         sign(W_c - mean(W_c)). A learned scale is reset from W separately (``reset_from_weight``)."""
-        shape = (-1,) + (1,) * (bases[0][0].dim() - 1)
-        return sum(scale.view(shape) * signs for signs, scale in bases)
+        return combine_bases(bases)
 
     def reset_from_weight(self, w: Tensor) -> None:
         """Initialise learnable parts from the (full-precision) weights; nothing by default."""
@@ -336,7 +340,7 @@ class SecondOrderResidualSign(WeightQuantizer):
 
     def forward(self, w: Tensor) -> Tensor:
         with torch.no_grad():
-            value = sum(scale.view(-1, *([1] * (w.dim() - 1))) * b for b, scale in self.bases(w))
+            value = combine_bases(self.bases(w))
         clipped = w.clamp(-1.0, 1.0)
         return value + (clipped - clipped.detach())
 
@@ -357,10 +361,9 @@ class SecondOrderResidualSign(WeightQuantizer):
         if not self.second_order:
             return super().latent(bases)
         (b1, alpha1), (b2, alpha2) = bases
-        shape = (-1,) + (1,) * (b1.dim() - 1)
         agree = (b1 == b2).float()
-        p = agree.flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
-        a1, a2 = alpha1.view(shape), alpha2.view(shape)
+        p = _per_channel(agree.flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6), b1, 0)
+        a1, a2 = _per_channel(alpha1, b1, 0), _per_channel(alpha2, b1, 0)
         magnitude = agree * (a1 + a2 / (2 * p)) + (1 - agree) * (a1 - a2 / (2 * (1 - p)))
         return b1 * magnitude
 
@@ -406,9 +409,8 @@ class LibraSign(WeightQuantizer):
         which keeps each sign and leaves mean |W_c - mean(W_c)| = s_c exactly (s B itself would give
         4 p (1 - p) s, a different power of two once p is far from 1/2)."""
         (signs, scale), = bases
-        shape = (-1,) + (1,) * (signs.dim() - 1)
-        p = (signs > 0).float().flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6).view(shape)
-        return scale.view(shape) * signs / (4 * p * (1 - p))
+        p = (signs > 0).float().flatten(1).mean(dim=1).clamp(1e-6, 1 - 1e-6)
+        return _per_channel(scale / (4 * p * (1 - p)), signs, 0) * signs
 
 
 class LearnedScaleSign(WeightQuantizer):

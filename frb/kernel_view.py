@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from frb.binarize import ChannelMeanSign, SecondOrderResidualSign
+from frb.binarize import ChannelMeanSign, SecondOrderResidualSign, combine_bases
 from frb.hub import WeightsError
 from frb.layers import binary_layers
 from frb.models import MODELS, create_model, get_spec
@@ -72,14 +72,9 @@ def default_layer(model_name: str, scale: int = 4) -> str:
     return DEFAULT_LAYER if DEFAULT_LAYER in names else names[0]
 
 
-def _combine(bases: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """sum_i scale_i[c] * sign_i for per-output-channel scales."""
-    return sum(scale.view(-1, *([1] * (b.dim() - 1))) * b for b, scale in bases)
-
-
 def binarize_weights(w: Tensor) -> tuple[Tensor, Tensor]:
     """(vanilla, FRB) binarized versions of ``w`` (out_channels first)."""
-    return _combine(ChannelMeanSign().bases(w)), _combine(SecondOrderResidualSign().bases(w))
+    return combine_bases(ChannelMeanSign().bases(w)), combine_bases(SecondOrderResidualSign().bases(w))
 
 
 def _binarized_arrays(w: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
