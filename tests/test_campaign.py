@@ -658,6 +658,9 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
         # the PSNR by hundredths (full Set5 agreement, 0.01 dB, is tested on the shipped files).
         assert abs(now["metrics"]["Set5"]["psnr"] - entry["metrics"]["Set5"]["psnr"]) < 0.05
 
+    with pytest.raises(SystemExit, match=r"^error: image folder not found: .*nowhere$"):
+        main(["eval", "--ablation", "--data", str(tmp_path / "nowhere")])
+
     damaged = campaign.assets / "ablation" / vanilla["file"]
     data = bytearray(damaged.read_bytes())
     data[-1] ^= 1

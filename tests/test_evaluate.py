@@ -95,6 +95,14 @@ def test_a_model_without_weights_is_refused(set5_dir, tmp_path, monkeypatch):
         main(["eval", "--model", "frbc", "--scale", "4", "--data", str(set5_dir)])
 
 
+def test_a_missing_or_empty_image_folder_is_an_error_message_not_a_traceback(tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: image folder not found: .*nowhere$"):
+        main(["eval", "--model", "bicubic", "--data", str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"^error: no images \(.*\) in .*empty$"):
+        main(["eval", "--model", "bicubic", "--data", str(tmp_path / "empty")])
+
+
 def test_the_ablation_option_says_what_is_missing_or_wrong(set5_dir, tmp_path, monkeypatch):
     from frb import hub
 

@@ -37,6 +37,16 @@ def _trained_model(name: str, scale: int, weights: str | Path | None) -> nn.Modu
     return create_model(name, scale, pretrained=weights)
 
 
+def _measure(model: nn.Module, folders: list[Path], scale: int, device: torch.device, tile: int,
+             backend: str) -> dict[str, dict[str, float]]:
+    """``evaluate_model``, with a missing folder, a folder without images or an unreadable image
+    ending the command with the error's message rather than a traceback."""
+    try:
+        return evaluate_model(model, folders, scale, device, tile, backend)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="Y-PSNR / SSIM of a model on benchmark folders of HR images")
     p.add_argument("--model", choices=list(MODELS), help="model name (not with --all)")
@@ -88,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         try:
             model = _trained_model(name, args.scale, weights[name])
-            results[name] = evaluate_model(model, folders, args.scale, device, args.tile, backend)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"error: {exc}") from exc
+        results[name] = _measure(model, folders, args.scale, device, args.tile, backend)
     rows = comparison_rows(results, args.scale, {n: str(weights[n]) if weights[n] else None for n in names})
 
     if args.all:
@@ -126,7 +136,7 @@ def _run_ablation(args: argparse.Namespace, device: torch.device, backend: str, 
             model = load_variant(entry)
         except hub.WeightsError as exc:
             raise SystemExit(f"error: {exc}") from exc
-        metrics = evaluate_model(model, folders, int(entry["scale"]), device, args.tile, backend)
+        metrics = _measure(model, folders, int(entry["scale"]), device, args.tile, backend)
         for bench, now in metrics.items():
             before = entry["metrics"].get(bench)
             if before is not None and abs(before["psnr"] - now["psnr"]) >= 0.005:
