@@ -28,6 +28,7 @@ from frb.evaluate import BENCHMARK_SETS
 from frb.ledger import describe, ledger_total
 
 FOLDER_NAME = "ablation"
+VARIANTS = ("vanilla (first order, no DBT)", "+SRB", "+DBT", "SRB + DBT (FRB)")  # the paper's order
 ENTRY_KEYS = {"stage", "name", "scale", "srb", "dbt_weight", "file", "sha256", "steps", "metrics"}
 
 
@@ -62,7 +63,7 @@ def _paper_order(entry: dict[str, Any]) -> int:
 
 def variant(entry: dict[str, Any]) -> str:
     """The row's name: 'vanilla (first order, no DBT)', '+SRB', '+DBT' or 'SRB + DBT (FRB)'."""
-    return ("vanilla (first order, no DBT)", "+SRB", "+DBT", "SRB + DBT (FRB)")[_paper_order(entry)]
+    return VARIANTS[_paper_order(entry)]
 
 
 def load_variant(entry: dict[str, Any], assets: Path | None = None) -> nn.Module:
@@ -85,7 +86,8 @@ def load_variant(entry: dict[str, Any], assets: Path | None = None) -> nn.Module
 
 def ablation_table(entries: list[dict[str, Any]]) -> str:
     """Markdown: one row per variant with its steps, Y-PSNR / SSIM per benchmark, the held-out score
-    it was trained against, and its compute; a sentence instead while no ablation stage has finished."""
+    it was trained against, and its compute, then a line naming the variants of each scale not yet
+    finished; a sentence instead while no ablation stage has finished."""
     if not entries:
         return ("No ablation stage has finished yet (section 6 of `train/plan.toml`, after SwinIR-S x2 "
                 "and before the rest of FRBT x2); the table appears here when they have.\n")
@@ -100,4 +102,9 @@ def ablation_table(entries: list[dict[str, Any]]) -> str:
         cells = [variant(e), "yes" if e["srb"] else "no", dbt, f"x{e['scale']}", f"{e['steps']:,}", *scores,
                  "" if held_out is None else f"{held_out:.3f}", describe(ledger_total(runs)) if runs else "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    for scale in sorted({e["scale"] for e in entries}):
+        done = {_paper_order(e) for e in entries if e["scale"] == scale}
+        missing = [VARIANTS[i] for i in range(len(VARIANTS)) if i not in done]
+        if missing:
+            lines.append(f"\nNot finished yet at x{scale} (section 6 of `train/plan.toml`): {', '.join(missing)}.")
     return "\n".join(lines) + "\n"

@@ -307,3 +307,5 @@ def test_the_models_tab_shows_the_bundled_ablation(tmp_path, monkeypatch):
              "metrics": {"Set5": {"psnr": 30.123, "ssim": 0.8512, "images": 5}}}
     (tmp_path / "ablation" / hub.MANIFEST_NAME).write_text(json.dumps({"ablation": [entry]}))
     assert "| +SRB | yes | no | x4 | 3,000 | 30.12 / 0.8512 |" in catalog.ablation_markdown()
+    assert ("Not finished yet at x4 (section 6 of `train/plan.toml`): vanilla (first order, no DBT), +DBT, "
+            "SRB + DBT (FRB)." in catalog.ablation_markdown())

@@ -643,6 +643,8 @@ def test_finished_ablation_stages_are_bundled_with_their_variant_and_measured_ag
     table = ablation_table([vanilla, both])
     assert "| vanilla (first order, no DBT) | no | no | x2 | 2 |" in table
     assert f"| SRB + DBT (FRB) | yes | yes ({best.grid['dbt_weight']}) | x2 | 2 |" in table
+    assert "Not finished yet at x2 (section 6 of `train/plan.toml`): +SRB, +DBT." in table
+    assert "Not finished yet" not in ablation_table([vanilla, {**vanilla, "srb": True}, {**both, "srb": False}, both])
 
     monkeypatch.setattr(hub, "ASSETS_DIR", campaign.assets)
     bench = str(campaign.benchmarks[0])
