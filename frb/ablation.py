@@ -90,7 +90,7 @@ def ablation_table(entries: list[dict[str, Any]]) -> str:
     finished; a sentence instead while no ablation stage has finished."""
     if not entries:
         return ("No ablation stage has finished yet (section 6 of `train/plan.toml`, after SwinIR-S x2 "
-                "and before the rest of FRBT x2); the table appears here when they have.\n")
+                "and before the teacher's second cycle); the table appears here when they have.\n")
     sets = [s for s in BENCHMARK_SETS if any(s in e["metrics"] for e in entries)]
     lines = ["| variant | SRB | DBT | scale | steps | " + " | ".join(sets) + " | held-out Y-PSNR | compute (ledger) |",
              "|---|---|---|---|---|" + "---|" * (len(sets) + 2)]
