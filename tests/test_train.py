@@ -1,6 +1,7 @@
 """Training: loss goes down, DBT, exact resume, DDP, NaN stop, data loading, flags and schedule."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -105,6 +106,19 @@ def test_dbt_gradient_reaches_the_student(tmp_path, data_root):
         assert grad is not None and grad.abs().sum() > 0, name
     assert student.get_parameter("conv_last.weight").grad is None  # after the last block
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+
+
+def test_a_compiled_dbt_run_records_its_blocks_after_a_compiled_run_without_dbt_in_one_process(
+        tmp_path, set5_dir, monkeypatch):
+    # The campaign runs its stages in one process: the first-order DBT ablation row follows the
+    # first-order row without DBT, whose compiled graph (the same code, no hooks) dynamo would reuse.
+    compile_eagerly = functools.partial(torch.compile, backend="eager")  # dynamo's caching, not inductor's code
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    teacher = write_teacher(tmp_path / "t.safetensors", scale=2, num_block=1)
+    common = dict(model="frbc", num_block=1, srb=False, teacher=teacher, steps=2, warmup_steps=1, compile=True)
+    train(tiny_config(tmp_path / "plain", set5_dir, dbt=False, **common))
+    result = train(tiny_config(tmp_path / "dbt", set5_dir, dbt=True, **common))
+    assert result.finished and result.step == 2
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, set5_dir):

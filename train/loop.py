@@ -211,6 +211,11 @@ def train(cfg: TrainConfig, ledger: list[dict[str, Any]] | None = None) -> Train
     forward = model
     teacher_forward = teacher.forward_distilled if teacher is not None else None
     if cfg.compile:
+        # A fresh compile cache: dynamo would otherwise reuse a graph that this process compiled for
+        # an earlier model of the same code (a campaign runs stage after stage in one process), and a
+        # graph traced without forward hooks never calls DBT's recorders (found 2026-12-03: the
+        # first-order DBT ablation row after the first-order row without DBT recorded 0 blocks).
+        torch.compiler.reset()
         forward = torch.compile(model)
         teacher_forward = torch.compile(teacher_forward) if teacher is not None else None
     if world > 1:
